@@ -1,0 +1,2 @@
+//! Watch any Linux process or thread exit through pidfds.
+pub mod sys;

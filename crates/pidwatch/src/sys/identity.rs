@@ -1,0 +1,238 @@
+//! Process identity through pidfs inodes, and the `PID:INODE` notation.
+//!
+//! Since Linux 6.9, pidfds live on pidfs and each `struct pid` gets an inode
+//! number that is never reused while the system runs (on 64-bit kernels), so
+//! `PID:INODE` names one process without PID-reuse ambiguity. util-linux
+//! tools (`kill`, `waitpid`, `lsfd`) accept and print the same form. Before
+//! 6.9 pidfds are anonymous inodes that all share one inode number, so there
+//! is no identity to read.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::str::FromStr;
+
+use super::pidfd::{pidfd_open, PidfdFlags};
+
+/// `PID_FS_MAGIC` from `<linux/magic.h>`: the `f_type` of pidfs.
+pub const PID_FS_MAGIC: i64 = 0x5049_4446;
+
+/// Returns the pidfs inode number of `pidfd`, or `None` when the pidfd is an
+/// anonymous inode (kernels before 6.9), which carries no identity.
+pub fn pidfd_inode(pidfd: impl AsFd) -> io::Result<Option<u64>> {
+    let statfs = rustix::fs::fstatfs(pidfd.as_fd())?;
+    if statfs.f_type as i64 != PID_FS_MAGIC {
+        return Ok(None);
+    }
+    let stat = rustix::fs::fstat(pidfd.as_fd())?;
+    Ok(Some(stat.st_ino))
+}
+
+/// A PID or TID, optionally pinned to one process by its pidfs inode.
+#[derive(Copy, Clone, Debug, Eq, PartialEq, Hash, PartialOrd, Ord)]
+pub struct PidInode {
+    /// The PID (or TID) in the caller's PID namespace.
+    pub pid: u32,
+    /// The pidfs inode number, when known.
+    pub inode: Option<u64>,
+}
+
+/// A `PID[:INODE]` string that does not parse.
+#[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
+#[error("invalid {what} {input:?}: {reason}")]
+pub struct ParsePidError {
+    what: &'static str,
+    input: String,
+    reason: String,
+}
+
+impl ParsePidError {
+    /// Returns the text that failed to parse.
+    pub fn input(&self) -> &str {
+        &self.input
+    }
+}
+
+/// The largest PID Linux can hand out (`PID_MAX_LIMIT` on 64-bit kernels is
+/// 4,194,304); anything above cannot be a task.
+pub const PID_MAX_LIMIT: u32 = 4_194_304;
+
+/// Parses a decimal PID or TID in `1..=PID_MAX_LIMIT`.
+pub fn parse_pid(input: &str, what: &'static str) -> Result<u32, ParsePidError> {
+    let error = |reason: &str| ParsePidError {
+        what,
+        input: input.to_owned(),
+        reason: reason.to_owned(),
+    };
+
+    if input.is_empty() {
+        return Err(error("it is empty; give a positive decimal number"));
+    }
+    if !input.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(error("expected a positive decimal number"));
+    }
+    let value: u64 = input
+        .parse()
+        .map_err(|_| error(&format!("it is larger than the maximum {PID_MAX_LIMIT}")))?;
+    if value == 0 {
+        return Err(error("0 is not a process; give a PID of 1 or more"));
+    }
+    if value > u64::from(PID_MAX_LIMIT) {
+        return Err(error(&format!("it is larger than the maximum {PID_MAX_LIMIT}")));
+    }
+    Ok(value as u32)
+}
+
+impl PidInode {
+    /// Parses `PID` or `PID:INODE`, where `what` names the value in errors
+    /// ("PID", "TID").
+    pub fn parse(input: &str, what: &'static str) -> Result<Self, ParsePidError> {
+        let Some((pid, inode)) = input.split_once(':') else {
+            return Ok(PidInode {
+                pid: parse_pid(input, what)?,
+                inode: None,
+            });
+        };
+
+        let pid = parse_pid(pid, what).map_err(|err| ParsePidError {
+            input: input.to_owned(),
+            ..err
+        })?;
+        let inode_error = |reason: &str| ParsePidError {
+            what,
+            input: input.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if inode.is_empty() {
+            return Err(inode_error(
+                "the inode after ':' is missing; use PID or PID:INODE as `pidwatch id PID` prints it",
+            ));
+        }
+        if !inode.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(inode_error("the inode after ':' must be a decimal number"));
+        }
+        let inode = inode
+            .parse::<u64>()
+            .map_err(|_| inode_error("the inode after ':' does not fit in 64 bits"))?;
+        Ok(PidInode {
+            pid,
+            inode: Some(inode),
+        })
+    }
+}
+
+impl FromStr for PidInode {
+    type Err = ParsePidError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        PidInode::parse(input, "PID")
+    }
+}
+
+impl fmt::Display for PidInode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.inode {
+            Some(inode) => write!(f, "{}:{}", self.pid, inode),
+            None => write!(f, "{}", self.pid),
+        }
+    }
+}
+
+/// The outcome of opening a pidfd for a `PID:INODE`.
+#[derive(Debug)]
+pub enum Opened {
+    /// The pidfd refers to the requested task.
+    Pidfd {
+        /// The new pidfd.
+        pidfd: OwnedFd,
+        /// Its pidfs inode (`None` before Linux 6.9).
+        inode: Option<u64>,
+    },
+    /// The PID now belongs to a task with a different inode: the requested
+    /// one has exited and its PID was reused.
+    Reused {
+        /// Inode of the task that has the PID now.
+        current_inode: u64,
+    },
+}
+
+/// Opens a pidfd for `target` and, when it names an inode, checks that the
+/// task behind the PID is still that one.
+///
+/// An inode cannot be checked on kernels before 6.9 (no pidfs): that fails
+/// with `EOPNOTSUPP`, because answering without the check could wait on the
+/// wrong process.
+pub fn open_checked(target: PidInode, flags: PidfdFlags) -> io::Result<Opened> {
+    let pidfd = pidfd_open(target.pid, flags)?;
+    let inode = pidfd_inode(&pidfd)?;
+
+    match (target.inode, inode) {
+        (Some(expected), Some(current)) if expected != current => Ok(Opened::Reused {
+            current_inode: current,
+        }),
+        (Some(_), None) => Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP)),
+        _ => Ok(Opened::Pidfd { pidfd, inode }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_plain_pid() {
+        assert_eq!(
+            PidInode::parse("42", "PID").unwrap(),
+            PidInode {
+                pid: 42,
+                inode: None
+            }
+        );
+    }
+
+    #[test]
+    fn parse_pid_with_inode() {
+        let parsed = PidInode::parse("42:9001", "PID").unwrap();
+        assert_eq!(parsed.pid, 42);
+        assert_eq!(parsed.inode, Some(9001));
+        assert_eq!(parsed.to_string(), "42:9001");
+    }
+
+    #[test]
+    fn parse_rejects_bad_input() {
+        let cases = [
+            ("", "empty"),
+            ("0", "0 is not a process"),
+            ("-1", "positive decimal"),
+            ("+1", "positive decimal"),
+            ("2147483648", "larger than the maximum"),
+            ("9223372036854775808", "larger than the maximum"),
+            ("abc", "positive decimal"),
+            ("12:", "inode after ':' is missing"),
+            (":12", "empty"),
+            ("12:x", "decimal number"),
+            ("12:99999999999999999999", "64 bits"),
+            ("1 2", "positive decimal"),
+        ];
+        for (input, expected) in cases {
+            let err = PidInode::parse(input, "PID").unwrap_err();
+            assert!(
+                err.to_string().contains(expected),
+                "{input:?}: {err} does not contain {expected:?}"
+            );
+            assert_eq!(err.input(), input);
+        }
+    }
+
+    #[test]
+    fn inode_of_own_pidfd_is_stable() {
+        let me = std::process::id();
+        let first = pidfd_open(me, PidfdFlags::empty()).unwrap();
+        let second = pidfd_open(me, PidfdFlags::empty()).unwrap();
+        let Some(inode) = pidfd_inode(&first).unwrap() else {
+            eprintln!("skipped: pidfs (Linux 6.9) is missing, so pidfds carry no inode identity");
+            return;
+        };
+        assert_eq!(pidfd_inode(&second).unwrap(), Some(inode));
+    }
+}

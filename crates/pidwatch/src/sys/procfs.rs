@@ -1,0 +1,144 @@
+//! Readers for `/proc/PID/...`, used where the pidfd interface has no answer:
+//! which thread group a TID belongs to, a task's state, kernel threads.
+//!
+//! Everything read here can be stale by the time it returns, because a PID is
+//! free for reuse as soon as its task is reaped. Callers therefore hold a
+//! pidfd on the task and re-check the pidfd after reading.
+
+use std::fs;
+use std::io;
+
+/// `PF_KTHREAD` from `<linux/sched.h>`: the task is a kernel thread.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// The fields of `/proc/PID/task/TID/stat` that pidwatch uses.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct TaskStat {
+    /// The task's command name (`comm`), at most 15 bytes.
+    pub comm: String,
+    /// The state letter: `R`, `S`, `D`, `Z` (zombie), `X` (dead), ...
+    pub state: char,
+    /// The PID of the parent process.
+    pub ppid: u32,
+    /// `PF_*` flags of the task.
+    pub flags: u64,
+    /// Start time in clock ticks after boot; with the PID it identifies a
+    /// task on kernels without pidfs.
+    pub start_time: u64,
+}
+
+impl TaskStat {
+    /// Returns true for a kernel thread, which never exits through the usual
+    /// process paths.
+    pub fn is_kernel_thread(&self) -> bool {
+        self.flags & PF_KTHREAD != 0
+    }
+
+    /// Returns true for a zombie (`Z`) or a task being torn down (`X`).
+    pub fn is_dead(&self) -> bool {
+        matches!(self.state, 'Z' | 'X')
+    }
+}
+
+/// Reads `/proc/TID/stat` (which also works for non-leader TIDs, although
+/// `/proc` does not list them). Returns `Ok(None)` when the task is gone.
+pub fn task_stat(tid: u32) -> io::Result<Option<TaskStat>> {
+    read_optional(&format!("/proc/{tid}/stat")).map(|text| text.and_then(|t| parse_stat(&t)))
+}
+
+/// Reads `/proc/PID/task/TID/stat`, which exists only while `tid` belongs to
+/// the thread group `pid`.
+pub fn thread_stat(pid: u32, tid: u32) -> io::Result<Option<TaskStat>> {
+    read_optional(&format!("/proc/{pid}/task/{tid}/stat"))
+        .map(|text| text.and_then(|t| parse_stat(&t)))
+}
+
+/// Returns the thread-group ID of `tid` from `/proc/TID/status`, or `None`
+/// when the task is gone.
+pub fn tgid_of(tid: u32) -> io::Result<Option<u32>> {
+    let Some(status) = read_optional(&format!("/proc/{tid}/status"))? else {
+        return Ok(None);
+    };
+    Ok(status
+        .lines()
+        .find_map(|line| line.strip_prefix("Tgid:"))
+        .and_then(|value| value.trim().parse().ok()))
+}
+
+/// Lists the TIDs of the threads in thread group `pid`.
+pub fn threads(pid: u32) -> io::Result<Vec<u32>> {
+    let entries = match fs::read_dir(format!("/proc/{pid}/task")) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err),
+    };
+    let mut tids: Vec<u32> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    Ok(tids)
+}
+
+fn read_optional(path: &str) -> io::Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        // ESRCH shows up when the task dies while the file is read.
+        Err(err) if err.kind() == io::ErrorKind::NotFound || err.raw_os_error() == Some(libc::ESRCH) => {
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Parses `stat`: `pid (comm) state ppid pgrp session tty tpgid flags ...`,
+/// where `comm` may itself contain spaces and parentheses.
+fn parse_stat(text: &str) -> Option<TaskStat> {
+    let open = text.find('(')?;
+    let close = text.rfind(')')?;
+    let comm = text.get(open + 1..close)?.to_owned();
+    let fields: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
+
+    // Field numbers in proc(5) count from 1 with pid and comm as 1 and 2, so
+    // field N is fields[N - 3] here.
+    Some(TaskStat {
+        comm,
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        flags: fields.get(6)?.parse().ok()?,
+        start_time: fields.get(19)?.parse().ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_stat_with_odd_comm() {
+        let text = "1234 (a) b (c) S 1 1234 1234 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 98765 0 0";
+        let stat = parse_stat(text).unwrap();
+        assert_eq!(stat.comm, "a) b (c");
+        assert_eq!(stat.state, 'S');
+        assert_eq!(stat.ppid, 1);
+        assert_eq!(stat.flags, 4_194_560);
+        assert_eq!(stat.start_time, 98_765);
+    }
+
+    #[test]
+    fn own_task_is_found() {
+        let me = std::process::id();
+        let stat = task_stat(me).unwrap().expect("own /proc entry");
+        assert!(!stat.is_kernel_thread());
+        assert_eq!(tgid_of(me).unwrap(), Some(me));
+        assert!(threads(me).unwrap().contains(&me));
+    }
+
+    #[test]
+    fn kthreadd_is_a_kernel_thread() {
+        let Some(stat) = task_stat(2).unwrap() else {
+            eprintln!("skipped: PID 2 (kthreadd) is not visible in this PID namespace");
+            return;
+        };
+        assert!(stat.is_kernel_thread(), "PID 2 is {stat:?}");
+    }
+}
