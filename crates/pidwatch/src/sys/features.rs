@@ -91,7 +91,7 @@ impl Feature {
             | Feature::PidfsInode => "6.9",
             Feature::PidfdGetInfo => "6.13",
             Feature::PidfdInfoExit => "6.15",
-            Feature::PidfdInfoSupportedMask => "6.17",
+            Feature::PidfdInfoSupportedMask => "6.19",
         }
     }
 }
@@ -203,7 +203,7 @@ impl Features {
             pidfd_get_info(&own, PidfdInfoMask::empty()).map(drop).map_err(|e| describe(&e)),
         );
 
-        // PIDFD_INFO_SUPPORTED_MASK (6.17): the kernel sets the bit in the
+        // PIDFD_INFO_SUPPORTED_MASK (after 6.18): the kernel sets the bit in the
         // returned mask when it fills the field.
         record(
             Feature::PidfdInfoSupportedMask,

@@ -8,7 +8,8 @@ use std::process::ExitStatus;
 
 use rustix::ioctl::{opcode, Opcode, Updater};
 
-/// `struct pidfd_info` as of Linux 6.17 (`PIDFD_INFO_SIZE_VER2`, 80 bytes).
+/// `struct pidfd_info` at `PIDFD_INFO_SIZE_VER2` (80 bytes), the largest
+/// layout published so far.
 ///
 /// The ioctl is extensible: the size is part of the request number and the
 /// kernel copies only the fields both sides know, so an older kernel leaves
@@ -58,11 +59,11 @@ bitflags::bitflags! {
         const PIDFD_INFO_EXIT = 1 << 3;
         /// `PIDFD_INFO_COREDUMP` (Linux 6.16): whether the task dumped core.
         const PIDFD_INFO_COREDUMP = 1 << 4;
-        /// `PIDFD_INFO_SUPPORTED_MASK` (Linux 6.17): the mask bits this
-        /// kernel knows.
+        /// `PIDFD_INFO_SUPPORTED_MASK` (after Linux 6.18): the mask bits
+        /// this kernel knows.
         const PIDFD_INFO_SUPPORTED_MASK = 1 << 5;
-        /// `PIDFD_INFO_COREDUMP_SIGNAL` (Linux 6.17): the signal that caused
-        /// the core dump.
+        /// `PIDFD_INFO_COREDUMP_SIGNAL` (after Linux 6.18): the signal that
+        /// caused the core dump.
         const PIDFD_INFO_COREDUMP_SIGNAL = 1 << 6;
     }
 }
@@ -100,7 +101,7 @@ pub struct PidfdInfo {
     pub exit_status: Option<ExitStatus>,
     /// `PIDFD_COREDUMP*` bits, when the kernel reports them.
     pub coredump_mask: Option<u32>,
-    /// The mask bits this kernel supports (Linux 6.17).
+    /// The mask bits this kernel supports (kernels after 6.18).
     pub supported_mask: Option<PidfdInfoMask>,
 }
 

@@ -128,6 +128,18 @@ pub fn waitid_reap(pidfd: impl AsFd) -> io::Result<Option<ExitStatus>> {
     }
 }
 
+/// `waitid(P_PIDFD, pidfd, &info, WEXITED | WNOHANG | WNOWAIT)`: returns the
+/// exit status of an exited child without reaping it, so its owner can still
+/// wait for it. Fails with `ECHILD` for a task that is not our child.
+pub fn waitid_peek(pidfd: impl AsFd) -> io::Result<Option<ExitStatus>> {
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    match rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), options) {
+        Ok(Some(status)) => Ok(exit_status_of(&status)),
+        Ok(None) | Err(rustix::io::Errno::AGAIN) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// Like [`waitid_reap`], but blocks until the child exits.
 pub fn waitid_reap_blocking(pidfd: impl AsFd) -> io::Result<ExitStatus> {
     loop {
@@ -226,15 +238,20 @@ fn poll_once(pidfd: std::os::fd::BorrowedFd<'_>, timeout: Option<Duration>) -> i
     let deadline = timeout.map(|t| std::time::Instant::now() + t);
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
-        let timespec = left.map(|d| rustix::event::Timespec {
-            tv_sec: d.as_secs() as i64,
-            tv_nsec: d.subsec_nanos() as i64,
-        });
+        let timespec = left.map(to_timespec);
         let mut fds = [PollFd::new(&pidfd, PollFlags::IN)];
         match rustix::event::poll(&mut fds, timespec.as_ref()) {
             Ok(_) => return Ok(Readiness::from_revents(fds[0].revents())),
             Err(rustix::io::Errno::INTR) => continue,
             Err(err) => return Err(err.into()),
         }
+    }
+}
+
+/// Converts a timeout for `poll` and `epoll_wait`.
+pub(crate) fn to_timespec(duration: Duration) -> rustix::event::Timespec {
+    rustix::event::Timespec {
+        tv_sec: duration.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: i64::from(duration.subsec_nanos()),
     }
 }
