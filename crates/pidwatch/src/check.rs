@@ -229,6 +229,11 @@ struct Run<'a> {
     checks: Vec<Check>,
 }
 
+/// The events expected for one watcher target: the target, its label, the
+/// event kinds in order, the exit status of the reap, and whether the summary
+/// table shows it.
+type Expectation<'a> = (TargetId, &'a str, &'a [EventKind], Option<ExitStatus>, bool);
+
 /// The pidfds and watcher targets a thread-group scenario observes.
 struct Subjects {
     /// Process pidfd of the helper.
@@ -246,7 +251,14 @@ impl Run<'_> {
         self.step = name.to_owned();
     }
 
-    fn record(&mut self, layer: Layer, subject: &str, observed: String, expected: String, headline: bool) {
+    fn record(
+        &mut self,
+        layer: Layer,
+        subject: &str,
+        observed: String,
+        expected: String,
+        headline: bool,
+    ) {
         let ok = observed == expected;
         if !ok {
             tracing::warn!(step = %self.step, subject, %observed, %expected, "check failed");
@@ -263,14 +275,31 @@ impl Run<'_> {
     }
 
     /// Checks the readiness of a pidfd now.
-    fn expect_poll(&mut self, subject: &str, fd: impl AsFd, expected: Readiness, headline: bool) -> std::io::Result<()> {
+    fn expect_poll(
+        &mut self,
+        subject: &str,
+        fd: impl AsFd,
+        expected: Readiness,
+        headline: bool,
+    ) -> std::io::Result<()> {
         let observed = sys::readiness(fd)?;
-        self.record(Layer::Kernel, subject, observed.to_string(), expected.to_string(), headline);
+        self.record(
+            Layer::Kernel,
+            subject,
+            observed.to_string(),
+            expected.to_string(),
+            headline,
+        );
         Ok(())
     }
 
     /// Checks that a pidfd stays quiet for the whole quiet window.
-    fn expect_quiet(&mut self, subject: &str, fd: impl AsFd, headline: bool) -> std::io::Result<()> {
+    fn expect_quiet(
+        &mut self,
+        subject: &str,
+        fd: impl AsFd,
+        headline: bool,
+    ) -> std::io::Result<()> {
         let observed = sys::wait_readable(fd, Some(self.options.quiet_window))?;
         let window = self.options.quiet_window.as_millis();
         let observed = if observed.exited() {
@@ -283,13 +312,22 @@ impl Run<'_> {
     }
 
     /// Checks `PIDFD_GET_INFO`: credentials present, and the exit status.
-    fn expect_info(&mut self, subject: &str, fd: impl AsFd, exit: Option<ExitStatus>) -> std::io::Result<()> {
+    fn expect_info(
+        &mut self,
+        subject: &str,
+        fd: impl AsFd,
+        exit: Option<ExitStatus>,
+    ) -> std::io::Result<()> {
         if !self.features.has(Feature::PidfdGetInfo) {
             return Ok(());
         }
         let request = PidfdInfoMask::PIDFD_INFO_EXIT;
         let describe = |creds: bool, status: Option<ExitStatus>| {
-            format!("creds {}, exit {}", if creds { "yes" } else { "no" }, status_text(status))
+            format!(
+                "creds {}, exit {}",
+                if creds { "yes" } else { "no" },
+                status_text(status)
+            )
         };
         let observed = match sys::pidfd_get_info(fd, request) {
             Ok(info) => describe(info.credentials.is_some(), info.exit_status),
@@ -318,19 +356,36 @@ impl Run<'_> {
     }
 
     /// Checks that the watcher reports nothing within the quiet window.
-    fn expect_no_events(&mut self, watcher: &mut Watcher, headline_target: Option<TargetId>) -> std::io::Result<()> {
+    fn expect_no_events(
+        &mut self,
+        watcher: &mut Watcher,
+        headline_target: Option<TargetId>,
+    ) -> std::io::Result<()> {
         let window = self.options.quiet_window;
         let mut seen = Vec::new();
         let deadline = std::time::Instant::now() + window;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match watcher.next_event(Some(left)).map_err(std::io::Error::other)? {
+            match watcher
+                .next_event(Some(left))
+                .map_err(std::io::Error::other)?
+            {
                 Some(event) => seen.push(format!("{:?} {}", event.kind, event.identity)),
                 None => break,
             }
         }
-        let observed = if seen.is_empty() { "no event".to_owned() } else { seen.join(", ") };
-        self.record(Layer::Pidwatch, "watcher", observed, "no event".to_owned(), headline_target.is_some());
+        let observed = if seen.is_empty() {
+            "no event".to_owned()
+        } else {
+            seen.join(", ")
+        };
+        self.record(
+            Layer::Pidwatch,
+            "watcher",
+            observed,
+            "no event".to_owned(),
+            headline_target.is_some(),
+        );
         Ok(())
     }
 
@@ -339,7 +394,7 @@ impl Run<'_> {
     fn expect_events(
         &mut self,
         watcher: &mut Watcher,
-        expected: &[(TargetId, &str, &[EventKind], Option<ExitStatus>, bool)],
+        expected: &[Expectation<'_>],
     ) -> std::io::Result<()> {
         let mut seen: std::collections::HashMap<TargetId, Vec<(EventKind, Option<ExitStatus>)>> =
             Default::default();
@@ -351,14 +406,25 @@ impl Run<'_> {
             if complete {
                 // Catch duplicates: anything more within a short grace is a bug.
                 let grace = Duration::from_millis(20);
-                while let Some(event) = watcher.next_event(Some(grace)).map_err(std::io::Error::other)? {
-                    seen.entry(event.target).or_default().push((event.kind, event.status));
+                while let Some(event) = watcher
+                    .next_event(Some(grace))
+                    .map_err(std::io::Error::other)?
+                {
+                    seen.entry(event.target)
+                        .or_default()
+                        .push((event.kind, event.status));
                 }
                 break;
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match watcher.next_event(Some(left)).map_err(std::io::Error::other)? {
-                Some(event) => seen.entry(event.target).or_default().push((event.kind, event.status)),
+            match watcher
+                .next_event(Some(left))
+                .map_err(std::io::Error::other)?
+            {
+                Some(event) => seen
+                    .entry(event.target)
+                    .or_default()
+                    .push((event.kind, event.status)),
                 None => break,
             }
         }
@@ -369,7 +435,16 @@ impl Run<'_> {
             let observed = describe_events(&events, has_exit_info);
             let wanted: Vec<(EventKind, Option<ExitStatus>)> = kinds
                 .iter()
-                .map(|kind| (*kind, if *kind == EventKind::Reaped { *status } else { None }))
+                .map(|kind| {
+                    (
+                        *kind,
+                        if *kind == EventKind::Reaped {
+                            *status
+                        } else {
+                            None
+                        },
+                    )
+                })
                 .collect();
             let expected = describe_events(&wanted, has_exit_info);
             self.record(Layer::Pidwatch, subject, observed, expected, *headline);
@@ -393,14 +468,21 @@ impl Run<'_> {
         let (helper, ready) = HelperProcess::spawn(&self.options.helper)?;
         let process = sys::pidfd_open(ready.pid, PidfdFlags::empty())?;
         let mut watcher = Watcher::new().map_err(std::io::Error::other)?;
-        let process_target = watcher.add(Target::process(ready.pid)).map_err(std::io::Error::other)?;
+        let process_target = watcher
+            .add(Target::process(ready.pid))
+            .map_err(std::io::Error::other)?;
 
         let (leader, leader_target) = if self.features.has(Feature::PidfdThread) {
             let leader = sys::pidfd_open(ready.pid, PidfdFlags::PIDFD_THREAD)?;
-            let target = watcher.add(Target::thread(ready.pid)).map_err(std::io::Error::other)?;
+            let target = watcher
+                .add(Target::thread(ready.pid))
+                .map_err(std::io::Error::other)?;
             (leader, target)
         } else {
-            (sys::pidfd_open(ready.pid, PidfdFlags::empty())?, process_target)
+            (
+                sys::pidfd_open(ready.pid, PidfdFlags::empty())?,
+                process_target,
+            )
         };
 
         Ok((
@@ -420,7 +502,10 @@ impl Run<'_> {
 fn status_text(status: Option<ExitStatus>) -> String {
     match status {
         None => "none".to_owned(),
-        Some(status) => match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
+        Some(status) => match (
+            status.code(),
+            std::os::unix::process::ExitStatusExt::signal(&status),
+        ) {
             (Some(code), _) => format!("code {code}"),
             (None, Some(signal)) => format!("signal {}", signal_name(signal)),
             _ => format!("{status}"),
@@ -467,7 +552,9 @@ const EXITED: Readiness = Readiness {
 };
 
 fn killed() -> Option<ExitStatus> {
-    Some(std::os::unix::process::ExitStatusExt::from_raw(libc::SIGKILL))
+    Some(std::os::unix::process::ExitStatusExt::from_raw(
+        libc::SIGKILL,
+    ))
 }
 
 fn exited_with(code: i32) -> Option<ExitStatus> {
@@ -476,12 +563,18 @@ fn exited_with(code: i32) -> Option<ExitStatus> {
 
 /// Sends SIGKILL to the group and waits until the process pidfd reports the
 /// exit, without reaping.
-fn kill_and_wait(run: &mut Run, helper: &HelperProcess, subjects: &Subjects) -> std::io::Result<()> {
+fn kill_and_wait(
+    run: &mut Run,
+    helper: &HelperProcess,
+    subjects: &Subjects,
+) -> std::io::Result<()> {
     run.step("SIGKILL, not reaped");
     helper.kill()?;
     let readiness = sys::wait_readable(&subjects.process, Some(Duration::from_secs(10)))?;
     if !readiness.exited() {
-        return Err(std::io::Error::other("the process pidfd did not report the SIGKILL within 10 s"));
+        return Err(std::io::Error::other(
+            "the process pidfd did not report the SIGKILL within 10 s",
+        ));
     }
     Ok(())
 }
@@ -490,7 +583,10 @@ fn premature_leader_exit(run: &mut Run) -> std::io::Result<()> {
     let (mut helper, ready, mut subjects) = run.start()?;
     let controller = ready.controller;
     let controller_fd = sys::pidfd_open(controller, PidfdFlags::PIDFD_THREAD)?;
-    let controller_target = subjects.watcher.add(Target::thread(controller)).map_err(std::io::Error::other)?;
+    let controller_target = subjects
+        .watcher
+        .add(Target::thread(controller))
+        .map_err(std::io::Error::other)?;
 
     run.step("leader exited, subthread alive");
     helper.request("leader-exit")?;
@@ -500,11 +596,24 @@ fn premature_leader_exit(run: &mut Run) -> std::io::Result<()> {
 
     let observed = match sys::pidfd_open(controller, PidfdFlags::empty()) {
         Ok(_) => "opened".to_owned(),
-        Err(err) => format!("failed ({})", err.raw_os_error().and_then(sys::errno_name).unwrap_or("?")),
+        Err(err) => format!(
+            "failed ({})",
+            err.raw_os_error().and_then(sys::errno_name).unwrap_or("?")
+        ),
     };
     let failed = observed.starts_with("failed") && !observed.contains("ESRCH");
-    let expected = if failed { observed.clone() } else { "failed (EINVAL or ENOENT)".to_owned() };
-    run.record(Layer::Kernel, "pidfd_open(subthread, 0)", observed, expected, false);
+    let expected = if failed {
+        observed.clone()
+    } else {
+        "failed (EINVAL or ENOENT)".to_owned()
+    };
+    run.record(
+        Layer::Kernel,
+        "pidfd_open(subthread, 0)",
+        observed,
+        expected,
+        false,
+    );
     run.expect_poll("subthread PIDFD_THREAD pidfd", &controller_fd, QUIET, false)?;
     run.expect_info("leader PIDFD_THREAD pidfd", &subjects.leader, None)?;
     run.expect_info("process pidfd", &subjects.process, None)?;
@@ -517,7 +626,12 @@ fn premature_leader_exit(run: &mut Run) -> std::io::Result<()> {
     let reaped = run.reaped();
     run.expect_poll("process pidfd", &subjects.process, reaped, false)?;
     run.expect_poll("leader PIDFD_THREAD pidfd", &subjects.leader, reaped, true)?;
-    run.expect_poll("subthread PIDFD_THREAD pidfd", &controller_fd, reaped, false)?;
+    run.expect_poll(
+        "subthread PIDFD_THREAD pidfd",
+        &controller_fd,
+        reaped,
+        false,
+    )?;
     run.expect_info("process pidfd", &subjects.process, killed())?;
     run.expect_info("leader PIDFD_THREAD pidfd", &subjects.leader, killed())?;
     run.expect_info("subthread PIDFD_THREAD pidfd", &controller_fd, killed())?;
@@ -526,9 +640,27 @@ fn premature_leader_exit(run: &mut Run) -> std::io::Result<()> {
     run.expect_events(
         &mut subjects.watcher,
         &[
-            (subjects.process_target, "watcher: process", &both, killed(), false),
-            (subjects.leader_target, "watcher: leader thread", &both, killed(), true),
-            (controller_target, "watcher: subthread", &both, killed(), false),
+            (
+                subjects.process_target,
+                "watcher: process",
+                &both,
+                killed(),
+                false,
+            ),
+            (
+                subjects.leader_target,
+                "watcher: leader thread",
+                &both,
+                killed(),
+                true,
+            ),
+            (
+                controller_target,
+                "watcher: subthread",
+                &both,
+                killed(),
+                false,
+            ),
         ],
     )
 }
@@ -537,7 +669,10 @@ fn exec_scenario(run: &mut Run, leader_exits_first: bool) -> std::io::Result<()>
     let (mut helper, ready, mut subjects) = run.start()?;
     let old_tid = ready.controller;
     let old_fd = sys::pidfd_open(old_tid, PidfdFlags::PIDFD_THREAD)?;
-    let old_target = subjects.watcher.add(Target::thread(old_tid)).map_err(std::io::Error::other)?;
+    let old_target = subjects
+        .watcher
+        .add(Target::thread(old_tid))
+        .map_err(std::io::Error::other)?;
 
     if leader_exits_first {
         run.step("leader exited, subthread alive");
@@ -580,8 +715,20 @@ fn exec_scenario(run: &mut Run, leader_exits_first: bool) -> std::io::Result<()>
     run.expect_events(
         &mut subjects.watcher,
         &[
-            (subjects.process_target, "watcher: process", &[EventKind::Exited], None, false),
-            (subjects.leader_target, "watcher: leader thread", &[EventKind::Exited], None, true),
+            (
+                subjects.process_target,
+                "watcher: process",
+                &[EventKind::Exited],
+                None,
+                false,
+            ),
+            (
+                subjects.leader_target,
+                "watcher: leader thread",
+                &[EventKind::Exited],
+                None,
+                true,
+            ),
         ],
     )?;
 
@@ -594,8 +741,20 @@ fn exec_scenario(run: &mut Run, leader_exits_first: bool) -> std::io::Result<()>
     run.expect_events(
         &mut subjects.watcher,
         &[
-            (subjects.process_target, "watcher: process", &[EventKind::Reaped], killed(), false),
-            (subjects.leader_target, "watcher: leader thread", &[EventKind::Reaped], killed(), true),
+            (
+                subjects.process_target,
+                "watcher: process",
+                &[EventKind::Reaped],
+                killed(),
+                false,
+            ),
+            (
+                subjects.leader_target,
+                "watcher: leader thread",
+                &[EventKind::Reaped],
+                killed(),
+                true,
+            ),
         ],
     )
 }
@@ -612,18 +771,30 @@ fn subthread_exit(run: &mut Run) -> std::io::Result<()> {
     let (mut helper, _ready, mut subjects) = run.start()?;
     let tid = helper.spawn_thread()?;
     let fd = sys::pidfd_open(tid, PidfdFlags::PIDFD_THREAD)?;
-    let target = subjects.watcher.add(Target::thread(tid)).map_err(std::io::Error::other)?;
+    let target = subjects
+        .watcher
+        .add(Target::thread(tid))
+        .map_err(std::io::Error::other)?;
 
     run.step("subthread exited");
     helper.request(&format!("thread-exit {tid}"))?;
     let observed = sys::wait_readable(&fd, Some(Duration::from_secs(10)))?;
     let reaped = run.reaped();
-    run.record(Layer::Kernel, "subthread PIDFD_THREAD pidfd", observed.to_string(), reaped.to_string(), false);
+    run.record(
+        Layer::Kernel,
+        "subthread PIDFD_THREAD pidfd",
+        observed.to_string(),
+        reaped.to_string(),
+        false,
+    );
     run.expect_quiet("leader PIDFD_THREAD pidfd", &subjects.leader, true)?;
     run.expect_poll("process pidfd", &subjects.process, QUIET, false)?;
     run.expect_info("subthread PIDFD_THREAD pidfd", &fd, exited_with(0))?;
     let both = [EventKind::Exited, EventKind::Reaped];
-    run.expect_events(&mut subjects.watcher, &[(target, "watcher: subthread", &both, exited_with(0), false)])?;
+    run.expect_events(
+        &mut subjects.watcher,
+        &[(target, "watcher: subthread", &both, exited_with(0), false)],
+    )?;
     run.expect_no_events(&mut subjects.watcher, Some(subjects.leader_target))?;
 
     kill_and_wait(run, &helper, &subjects)?;
@@ -633,8 +804,20 @@ fn subthread_exit(run: &mut Run) -> std::io::Result<()> {
     run.expect_events(
         &mut subjects.watcher,
         &[
-            (subjects.process_target, "watcher: process", &both, killed(), false),
-            (subjects.leader_target, "watcher: leader thread", &both, killed(), true),
+            (
+                subjects.process_target,
+                "watcher: process",
+                &both,
+                killed(),
+                false,
+            ),
+            (
+                subjects.leader_target,
+                "watcher: leader thread",
+                &both,
+                killed(),
+                true,
+            ),
         ],
     )
 }
@@ -649,7 +832,13 @@ fn plain_scenario(run: &mut Run, end: &str, status: Option<ExitStatus>) -> std::
         _ => sys::pidfd_send_signal(helper.pidfd(), libc::SIGTERM, sys::SignalScope::Default)?,
     }
     let observed = sys::wait_readable(&subjects.process, Some(Duration::from_secs(10)))?;
-    run.record(Layer::Kernel, "process pidfd", observed.to_string(), EXITED.to_string(), false);
+    run.record(
+        Layer::Kernel,
+        "process pidfd",
+        observed.to_string(),
+        EXITED.to_string(),
+        false,
+    );
     run.expect_poll("leader PIDFD_THREAD pidfd", &subjects.leader, EXITED, true)?;
     run.expect_info("process pidfd", &subjects.process, None)?;
 
@@ -667,9 +856,21 @@ fn plain_scenario(run: &mut Run, end: &str, status: Option<ExitStatus>) -> std::
     run.expect_poll("leader PIDFD_THREAD pidfd", &subjects.leader, reaped, true)?;
     run.expect_info("process pidfd", &subjects.process, status)?;
 
-    let mut expected = vec![(subjects.process_target, "watcher: process", &both[..], status, false)];
+    let mut expected = vec![(
+        subjects.process_target,
+        "watcher: process",
+        &both[..],
+        status,
+        false,
+    )];
     if subjects.leader_target != subjects.process_target {
-        expected.push((subjects.leader_target, "watcher: leader thread", &both[..], status, true));
+        expected.push((
+            subjects.leader_target,
+            "watcher: leader thread",
+            &both[..],
+            status,
+            true,
+        ));
     }
     run.expect_events(&mut subjects.watcher, &expected)
 }
@@ -679,5 +880,11 @@ fn plain_exit(run: &mut Run) -> std::io::Result<()> {
 }
 
 fn plain_signal(run: &mut Run) -> std::io::Result<()> {
-    plain_scenario(run, "signal", Some(std::os::unix::process::ExitStatusExt::from_raw(libc::SIGTERM)))
+    plain_scenario(
+        run,
+        "signal",
+        Some(std::os::unix::process::ExitStatusExt::from_raw(
+            libc::SIGTERM,
+        )),
+    )
 }

@@ -100,7 +100,8 @@ impl Error {
 }
 
 fn of_process(tgid: Option<u32>) -> String {
-    tgid.map(|tgid| format!(" of process {tgid}")).unwrap_or_default()
+    tgid.map(|tgid| format!(" of process {tgid}"))
+        .unwrap_or_default()
 }
 
 /// The result type of the library.

@@ -80,13 +80,11 @@ pub fn run() -> ! {
     wait_for_orders(&leader_inbox);
 }
 
-/// Carries out orders sent to a parked thread until it is told to exit.
+/// Waits for the one order a parked leader gets: exit or exec.
 fn wait_for_orders(inbox: &mpsc::Receiver<Order>) -> ! {
-    loop {
-        match inbox.recv() {
-            Ok(Order::Exec) => exec_self(),
-            Ok(Order::Exit) | Err(_) => exit_thread(),
-        }
+    match inbox.recv() {
+        Ok(Order::Exec) => exec_self(),
+        Ok(Order::Exit) | Err(_) => exit_thread(),
     }
 }
 
@@ -114,7 +112,10 @@ fn exec_self() -> ! {
     unsafe {
         libc::execv(program.as_ptr(), argv.as_ptr());
     }
-    eprintln!("pidwatch helper: exec failed: {}", io::Error::last_os_error());
+    eprintln!(
+        "pidwatch helper: exec failed: {}",
+        io::Error::last_os_error()
+    );
     std::process::exit(127);
 }
 
@@ -273,7 +274,9 @@ impl HelperProcess {
         self.send(command)?;
         let line = self.read_line()?;
         if let Some(message) = line.strip_prefix("error ") {
-            return Err(io::Error::other(format!("helper rejected {command:?}: {message}")));
+            return Err(io::Error::other(format!(
+                "helper rejected {command:?}: {message}"
+            )));
         }
         Ok(line)
     }
@@ -294,7 +297,9 @@ impl HelperProcess {
         let line = self.read_line()?;
         let mut words = line.split_whitespace();
         let parsed = match (words.next(), words.next(), words.next()) {
-            (Some("ready"), Some(pid), Some(controller)) => pid.parse().ok().zip(controller.parse().ok()),
+            (Some("ready"), Some(pid), Some(controller)) => {
+                pid.parse().ok().zip(controller.parse().ok())
+            }
             _ => None,
         };
         let (pid, controller) =
@@ -306,7 +311,10 @@ impl HelperProcess {
     fn read_line(&mut self) -> io::Result<String> {
         if self.stdout.buffer().is_empty() {
             let fd = self.stdout.get_ref().as_fd();
-            let mut fds = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+            let mut fds = [rustix::event::PollFd::new(
+                &fd,
+                rustix::event::PollFlags::IN,
+            )];
             let timeout = sys::pidfd::to_timespec(REPLY_TIMEOUT);
             let ready = rustix::event::poll(&mut fds, Some(&timeout))?;
             if ready == 0 {
@@ -347,7 +355,11 @@ impl HelperProcess {
 fn parse_reply(line: &str, keyword: &str) -> io::Result<u32> {
     line.strip_prefix(keyword)
         .and_then(|rest| rest.trim().parse().ok())
-        .ok_or_else(|| io::Error::other(format!("expected {keyword:?} from the helper, got {line:?}")))
+        .ok_or_else(|| {
+            io::Error::other(format!(
+                "expected {keyword:?} from the helper, got {line:?}"
+            ))
+        })
 }
 
 impl Drop for HelperProcess {

@@ -6,7 +6,10 @@ use std::process::ExitCode;
 mod cli;
 
 fn main() -> ExitCode {
-    if std::env::args_os().nth(1).is_some_and(|arg| arg == pidwatch::helper::HELPER_ARG) {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == pidwatch::helper::HELPER_ARG)
+    {
         pidwatch::helper::run();
     }
     cli::main()

@@ -29,6 +29,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Wait for processes or threads to exit (any process, not only children).
+    #[command(allow_negative_numbers = true)]
     Wait(WaitArgs),
 
     /// Run the conformance scenarios on this kernel and print the results.
@@ -36,6 +37,10 @@ pub enum Command {
 
     /// Print PID:INODE for each PID, a name no reused PID can take.
     Id(IdArgs),
+
+    /// Explore the model of pidfd exit notification and print each rule's
+    /// verdicts, with the shortest counterexample for each violation.
+    Model(ModelArgs),
 }
 
 #[derive(Debug, Args)]
@@ -116,9 +121,33 @@ fn parse_thread(input: &str) -> Result<PidInode, String> {
 
 /// Parses a timeout in seconds, such as `2`, `0.5` or `1e-3`.
 fn parse_seconds(input: &str) -> Result<std::time::Duration, String> {
-    let seconds: f64 = input
-        .parse()
-        .map_err(|_| format!("invalid timeout {input:?}: expected a number of seconds such as 2 or 0.5"))?;
-    std::time::Duration::try_from_secs_f64(seconds)
-        .map_err(|_| format!("invalid timeout {input:?}: expected a non-negative number of seconds"))
+    let seconds: f64 = input.parse().map_err(|_| {
+        format!("invalid timeout {input:?}: expected a number of seconds such as 2 or 0.5")
+    })?;
+    std::time::Duration::try_from_secs_f64(seconds).map_err(|_| {
+        format!("invalid timeout {input:?}: expected a non-negative number of seconds")
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// Explore only this rule: no-thread-pidfd, legacy or fixed (default: all).
+    #[arg(long, value_name = "RULE")]
+    pub rule: Option<pidwatch_model::Rule>,
+
+    /// The most tasks (threads) one thread group may have.
+    #[arg(long, value_name = "N", default_value_t = pidwatch_model::Bounds::default().max_tasks)]
+    pub max_tasks: usize,
+
+    /// The most pidfds a watcher may open.
+    #[arg(long, value_name = "N", default_value_t = pidwatch_model::Bounds::default().max_pidfds)]
+    pub max_pidfds: usize,
+
+    /// The most steps in one interleaving.
+    #[arg(long, value_name = "N", default_value_t = pidwatch_model::Bounds::default().max_steps)]
+    pub max_steps: usize,
+
+    /// Print one JSON document (an array with one exploration per rule).
+    #[arg(long)]
+    pub json: bool,
 }

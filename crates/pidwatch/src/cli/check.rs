@@ -40,11 +40,17 @@ pub fn run(args: CheckArgs) -> Result<Code, Failure> {
     let helper = match args.helper {
         Some(path) => path,
         None => std::env::current_exe().map_err(|err| {
-            Failure::new(Code::Failure, format!("cannot find the pidwatch binary for the helper process: {err}"))
+            Failure::new(
+                Code::Failure,
+                format!("cannot find the pidwatch binary for the helper process: {err}"),
+            )
         })?,
     };
     if let Some(filter) = &args.scenario {
-        if !check::scenario_names().iter().any(|name| name.contains(filter.as_str())) {
+        if !check::scenario_names()
+            .iter()
+            .any(|name| name.contains(filter.as_str()))
+        {
             return Err(Failure::new(
                 Code::Failure,
                 format!(
@@ -62,14 +68,26 @@ pub fn run(args: CheckArgs) -> Result<Code, Failure> {
     let features = Features::get();
     let reports = check::run_all(&options, args.scenario.as_deref());
     let summary = Summary {
-        pass: reports.iter().filter(|r| r.verdict == Verdict::Pass).count(),
-        fail: reports.iter().filter(|r| r.verdict == Verdict::Fail).count(),
-        skip: reports.iter().filter(|r| matches!(r.verdict, Verdict::Skip(_))).count(),
+        pass: reports
+            .iter()
+            .filter(|r| r.verdict == Verdict::Pass)
+            .count(),
+        fail: reports
+            .iter()
+            .filter(|r| r.verdict == Verdict::Fail)
+            .count(),
+        skip: reports
+            .iter()
+            .filter(|r| matches!(r.verdict, Verdict::Skip(_)))
+            .count(),
     };
 
     if args.json {
         let document = Document {
-            kernel: rustix::system::uname().release().to_string_lossy().into_owned(),
+            kernel: rustix::system::uname()
+                .release()
+                .to_string_lossy()
+                .into_owned(),
             features: features.probes().iter().map(feature_json).collect(),
             scenarios: &reports,
             summary,
@@ -81,10 +99,17 @@ pub fn run(args: CheckArgs) -> Result<Code, Failure> {
         println!();
         print_scenarios(&reports, args.verbose);
         println!();
-        println!("{} passed, {} failed, {} skipped", summary.pass, summary.fail, summary.skip);
+        println!(
+            "{} passed, {} failed, {} skipped",
+            summary.pass, summary.fail, summary.skip
+        );
     }
 
-    Ok(if summary.fail == 0 { Code::Success } else { Code::Failure })
+    Ok(if summary.fail == 0 {
+        Code::Success
+    } else {
+        Code::Failure
+    })
 }
 
 fn feature_json(probe: &Probe) -> FeatureJson<'_> {
@@ -130,7 +155,10 @@ fn print_scenarios(reports: &[ScenarioReport], verbose: bool) {
         })
         .collect();
     println!("Leader's PIDFD_THREAD pidfd at each step (kernel: poll revents; pidwatch: watcher events):");
-    print_table(&["scenario", "kernel", "pidwatch", "expected", "verdict"], &rows);
+    print_table(
+        &["scenario", "kernel", "pidwatch", "expected", "verdict"],
+        &rows,
+    );
 
     for report in reports {
         let failed: Vec<_> = report.checks.iter().filter(|c| verbose || !c.ok).collect();

@@ -32,7 +32,8 @@ pub fn run(args: IdArgs) -> Result<Code, Failure> {
         let pidfd = sys::pidfd_open(pid, flags)
             .map_err(|err| pidwatch::watch::open_error(err, what, pid, args.thread));
         match pidfd.and_then(|fd| {
-            sys::pidfd_inode(&fd).map_err(|err| Error::io(format!("fstat on the pidfd of {what} {pid}"), err))
+            sys::pidfd_inode(&fd)
+                .map_err(|err| Error::io(format!("fstat on the pidfd of {what} {pid}"), err))
         }) {
             Ok(Some(inode)) => println!("{pid}:{inode}"),
             Ok(None) => unreachable!("pidfs was probed above"),

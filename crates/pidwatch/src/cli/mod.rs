@@ -4,6 +4,7 @@
 pub mod args;
 mod check;
 mod id;
+mod model;
 mod output;
 mod wait;
 
@@ -43,7 +44,10 @@ impl Failure {
 
     /// A failure that prints nothing, such as a closed standard output.
     pub fn quiet(code: Code) -> Self {
-        Failure { code, message: None }
+        Failure {
+            code,
+            message: None,
+        }
     }
 
     /// Maps a library error to its exit code.
@@ -66,7 +70,11 @@ pub fn main() -> ExitCode {
             // Help and version go to stdout with status 0. Usage errors exit
             // with 1, because 2 means "the kernel lacks a feature".
             let _ = err.print();
-            return if err.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+            return if err.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
 
@@ -74,6 +82,7 @@ pub fn main() -> ExitCode {
         Command::Wait(args) => wait::run(args),
         Command::Check(args) => check::run(args),
         Command::Id(args) => id::run(args),
+        Command::Model(args) => model::run(args),
     };
     let code = match result {
         Ok(code) => code,

@@ -13,8 +13,14 @@ use pidwatch::{Event, EventKind, Identity, Source, TargetKind};
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum StatusJson {
-    Code { code: i32 },
-    Signal { signal: i32, signal_name: String, core_dumped: bool },
+    Code {
+        code: i32,
+    },
+    Signal {
+        signal: i32,
+        signal_name: String,
+        core_dumped: bool,
+    },
 }
 
 impl StatusJson {

@@ -69,20 +69,28 @@ impl Printer {
                 if err.kind() == std::io::ErrorKind::BrokenPipe {
                     Failure::quiet(Code::Failure)
                 } else {
-                    Failure::new(Code::Failure, format!("cannot write to standard output: {err}"))
+                    Failure::new(
+                        Code::Failure,
+                        format!("cannot write to standard output: {err}"),
+                    )
                 }
             })
     }
 
     fn event(&self, event: &Event) -> Result<(), Failure> {
         if self.json {
-            let json = serde_json::to_string(&EventJson::from_event(event)).expect("event serializes");
+            let json =
+                serde_json::to_string(&EventJson::from_event(event)).expect("event serializes");
             self.line(&json)?;
         }
         Ok(())
     }
 
-    fn exit_line(&self, identity: &Identity, status: Option<std::process::ExitStatus>) -> Result<(), Failure> {
+    fn exit_line(
+        &self,
+        identity: &Identity,
+        status: Option<std::process::ExitStatus>,
+    ) -> Result<(), Failure> {
         if self.verbose && !self.json {
             self.line(&format!("{identity} has exited ({})", status_text(status)))?;
         }
@@ -95,7 +103,10 @@ impl Printer {
                 .expect("event serializes");
             self.line(&json)?;
         } else if self.verbose {
-            self.line(&format!("{} had already exited: {error}", requested.describe()))?;
+            self.line(&format!(
+                "{} had already exited: {error}",
+                requested.describe()
+            ))?;
         }
         Ok(())
     }
@@ -196,10 +207,8 @@ pub fn run(args: WaitArgs) -> Result<Code, Failure> {
                     awaiting_reap.insert(event.target);
                 }
             }
-            EventKind::Reaped => {
-                if awaiting_reap.remove(&event.target) {
-                    printer.exit_line(&event.identity, event.status)?;
-                }
+            EventKind::Reaped if awaiting_reap.remove(&event.target) => {
+                printer.exit_line(&event.identity, event.status)?;
             }
             _ => {}
         }
@@ -212,7 +221,10 @@ pub fn run(args: WaitArgs) -> Result<Code, Failure> {
 /// Prints the events already queued (such as the reap that the kernel
 /// reported together with the exit) and returns success.
 fn finish(watcher: &mut Watcher, printer: &Printer) -> Result<Code, Failure> {
-    while let Some(event) = watcher.next_event(Some(Duration::ZERO)).map_err(Failure::from_error)? {
+    while let Some(event) = watcher
+        .next_event(Some(Duration::ZERO))
+        .map_err(Failure::from_error)?
+    {
         printer.event(&event)?;
     }
     Ok(Code::Success)
@@ -230,7 +242,10 @@ fn collect_targets(args: &WaitArgs) -> Result<Vec<Requested>, Failure> {
     });
 
     let mut seen = HashSet::new();
-    let requested: Vec<Requested> = processes.chain(threads).filter(|r| seen.insert(*r)).collect();
+    let requested: Vec<Requested> = processes
+        .chain(threads)
+        .filter(|r| seen.insert(*r))
+        .collect();
     if requested.is_empty() {
         return Err(Failure::new(
             Code::Failure,

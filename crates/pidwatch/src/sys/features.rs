@@ -164,7 +164,9 @@ impl Features {
         // PIDFD_NONBLOCK (5.10): EINVAL on 5.3 to 5.9.
         record(
             Feature::PidfdNonblock,
-            pidfd_open(me, PidfdFlags::PIDFD_NONBLOCK).map(drop).map_err(|e| describe(&e)),
+            pidfd_open(me, PidfdFlags::PIDFD_NONBLOCK)
+                .map(drop)
+                .map_err(|e| describe(&e)),
         );
 
         // pidfd_send_signal (5.1) with signal 0, which only checks.
@@ -178,7 +180,9 @@ impl Features {
         let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
         record(
             Feature::PidfdThread,
-            pidfd_open(tid, PidfdFlags::PIDFD_THREAD).map(drop).map_err(|e| describe(&e)),
+            pidfd_open(tid, PidfdFlags::PIDFD_THREAD)
+                .map(drop)
+                .map_err(|e| describe(&e)),
         );
 
         // The pidfd_send_signal scope flags (6.9): EINVAL before.
@@ -200,7 +204,9 @@ impl Features {
         // PIDFD_GET_INFO (6.13) on ourselves.
         record(
             Feature::PidfdGetInfo,
-            pidfd_get_info(&own, PidfdInfoMask::empty()).map(drop).map_err(|e| describe(&e)),
+            pidfd_get_info(&own, PidfdInfoMask::empty())
+                .map(drop)
+                .map_err(|e| describe(&e)),
         );
 
         // PIDFD_INFO_SUPPORTED_MASK (after 6.18): the kernel sets the bit in the
@@ -347,7 +353,11 @@ mod tests {
     fn cache_matches_fresh_probe() {
         let fresh = Features::probe();
         for feature in Feature::ALL {
-            assert_eq!(Features::get().has(feature), fresh.has(feature), "{feature:?}");
+            assert_eq!(
+                Features::get().has(feature),
+                fresh.has(feature),
+                "{feature:?}"
+            );
         }
     }
 }

@@ -78,7 +78,9 @@ pub fn parse_pid(input: &str, what: &'static str) -> Result<u32, ParsePidError> 
         return Err(error("0 is not a process; give a PID of 1 or more"));
     }
     if value > u64::from(PID_MAX_LIMIT) {
-        return Err(error(&format!("it is larger than the maximum {PID_MAX_LIMIT}")));
+        return Err(error(&format!(
+            "it is larger than the maximum {PID_MAX_LIMIT}"
+        )));
     }
     Ok(value as u32)
 }

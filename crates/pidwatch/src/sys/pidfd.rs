@@ -234,7 +234,10 @@ pub fn wait_readable(pidfd: impl AsFd, timeout: Option<Duration>) -> io::Result<
     poll_once(pidfd.as_fd(), timeout)
 }
 
-fn poll_once(pidfd: std::os::fd::BorrowedFd<'_>, timeout: Option<Duration>) -> io::Result<Readiness> {
+fn poll_once(
+    pidfd: std::os::fd::BorrowedFd<'_>,
+    timeout: Option<Duration>,
+) -> io::Result<Readiness> {
     let deadline = timeout.map(|t| std::time::Instant::now() + t);
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));

@@ -83,7 +83,9 @@ fn read_optional(path: &str) -> io::Result<Option<String>> {
     match fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         // ESRCH shows up when the task dies while the file is read.
-        Err(err) if err.kind() == io::ErrorKind::NotFound || err.raw_os_error() == Some(libc::ESRCH) => {
+        Err(err)
+            if err.kind() == io::ErrorKind::NotFound || err.raw_os_error() == Some(libc::ESRCH) =>
+        {
             Ok(None)
         }
         Err(err) => Err(err),

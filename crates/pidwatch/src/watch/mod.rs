@@ -135,7 +135,12 @@ impl Watcher {
             epoll::EventData::new_u64(id.0),
             epoll::EventFlags::IN | epoll::EventFlags::ET,
         )
-        .map_err(|err| Error::io(format!("epoll_ctl(ADD) for {}", opened.identity), err.into()))?;
+        .map_err(|err| {
+            Error::io(
+                format!("epoll_ctl(ADD) for {}", opened.identity),
+                err.into(),
+            )
+        })?;
 
         tracing::debug!(target_id = id.0, identity = %opened.identity, "watching");
         self.targets.insert(

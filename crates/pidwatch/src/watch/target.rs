@@ -184,7 +184,10 @@ pub fn open_error(err: io::Error, what: &'static str, id: u32, thread: bool) -> 
                 .unwrap_or(u64::MAX),
         },
         _ => Error::io(
-            format!("pidfd_open({id}{}) failed", if thread { ", PIDFD_THREAD" } else { "" }),
+            format!(
+                "pidfd_open({id}{}) failed",
+                if thread { ", PIDFD_THREAD" } else { "" }
+            ),
             err,
         ),
     }
@@ -233,7 +236,11 @@ fn identify(pidfd: &OwnedFd, kind: TargetKind, requested: Option<PidInode>) -> I
     Identity {
         kind,
         pid,
-        tid: if kind == TargetKind::Thread { tid } else { None },
+        tid: if kind == TargetKind::Thread {
+            tid
+        } else {
+            None
+        },
         inode,
     }
 }
