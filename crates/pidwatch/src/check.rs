@@ -35,14 +35,14 @@ pub struct Options {
 pub enum Verdict {
     /// The kernel and pidwatch matched the fixed semantics at every check.
     Pass,
-    /// At least one check differed; the checks say which.
+    /// At least one check differed; the checks show which.
     Fail,
     /// The scenario cannot run on this kernel; the reason names the missing
     /// feature.
     Skip(String),
 }
 
-/// Which layer a check observed.
+/// The layer a check observes.
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Layer {
@@ -59,11 +59,11 @@ pub struct Check {
     pub layer: Layer,
     /// The scenario step after which the check ran.
     pub step: String,
-    /// What was looked at (a pidfd, a call, a watcher target).
+    /// The pidfd, call or watcher target that was checked.
     pub subject: String,
-    /// What was seen.
+    /// The observed value.
     pub observed: String,
-    /// What the fixed semantics expect.
+    /// The value the fixed semantics expect.
     pub expected: String,
     /// Whether the two agree.
     pub ok: bool,
@@ -78,7 +78,7 @@ pub struct Check {
 pub struct ScenarioReport {
     /// Short name, usable as a test filter.
     pub name: &'static str,
-    /// What the scenario does.
+    /// A one-line description of the scenario.
     pub description: &'static str,
     /// Pass, fail or skip.
     #[serde(flatten)]

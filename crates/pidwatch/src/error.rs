@@ -51,7 +51,7 @@ pub enum Error {
         capability: &'static str,
         /// The mainline release that introduced it.
         since: &'static str,
-        /// What the kernel answered.
+        /// The kernel's error, or what the feature probe observed.
         reason: String,
     },
 
@@ -76,7 +76,7 @@ pub enum Error {
     /// Any other system call failure, with what was being done.
     #[error("{context}: {source}")]
     Io {
-        /// What failed, with the values involved.
+        /// The failed operation, with the values involved.
         context: String,
         /// The kernel's error.
         source: io::Error,

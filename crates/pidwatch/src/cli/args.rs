@@ -135,15 +135,15 @@ pub struct ModelArgs {
     #[arg(long, value_name = "RULE")]
     pub rule: Option<pidwatch_model::Rule>,
 
-    /// The most tasks (threads) one thread group may have.
+    /// The maximum number of tasks (threads) in the thread group.
     #[arg(long, value_name = "N", default_value_t = pidwatch_model::Bounds::default().max_tasks)]
     pub max_tasks: usize,
 
-    /// The most pidfds a watcher may open.
+    /// The maximum number of pidfds the watcher opens.
     #[arg(long, value_name = "N", default_value_t = pidwatch_model::Bounds::default().max_pidfds)]
     pub max_pidfds: usize,
 
-    /// The most steps in one interleaving.
+    /// The maximum number of steps in one interleaving.
     #[arg(long, value_name = "N", default_value_t = pidwatch_model::Bounds::default().max_steps)]
     pub max_steps: usize,
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 use pidwatch::check::signal_name;
 use pidwatch::{Event, EventKind, Identity, Source, TargetKind};
 
-/// How a process ended, in the JSON form.
+/// The JSON form of an exit status.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum StatusJson {

@@ -186,8 +186,8 @@ pub fn run(args: WaitArgs) -> Result<Code, Failure> {
                 return Ok(Code::Success);
             }
             if watcher.is_empty() {
-                // Nothing left to watch, yet fewer exits than requested:
-                // cannot happen, since every target reports an exit.
+                // Every target reports its exit before the watcher drops
+                // it, so an empty watcher means the count was reached.
                 return Ok(Code::Success);
             }
             tracing::info!(exited, count, "timed out");

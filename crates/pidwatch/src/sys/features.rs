@@ -1,5 +1,5 @@
 //! Kernel feature probe: each capability is tested by calling it once, and
-//! the answers are cached for the life of the process.
+//! the results are cached for the life of the process.
 //!
 //! Kernel version numbers are never parsed: distributions backport features,
 //! and seccomp sandboxes block calls that the kernel has.
@@ -108,7 +108,7 @@ pub struct Probe {
     pub reason: Option<String>,
 }
 
-/// The cached answers of the feature probe.
+/// The cached results of the feature probe.
 #[derive(Clone, Debug, Serialize)]
 pub struct Features {
     probes: Vec<Probe>,

@@ -11,9 +11,9 @@ use rustix::ioctl::{opcode, Opcode, Updater};
 /// `struct pidfd_info` at `PIDFD_INFO_SIZE_VER2` (80 bytes), the largest
 /// layout published so far.
 ///
-/// The ioctl is extensible: the size is part of the request number and the
-/// kernel copies only the fields both sides know, so an older kernel leaves
-/// the tail zeroed and clears the mask bits of fields it did not fill.
+/// The ioctl is extensible because the size is part of the request number.
+/// The kernel copies only the fields both sides define, so an older kernel
+/// leaves the tail zeroed and clears the mask bits of fields it did not fill.
 #[repr(C)]
 #[derive(Copy, Clone, Debug, Default)]
 struct RawPidfdInfo {
@@ -60,7 +60,7 @@ bitflags::bitflags! {
         /// `PIDFD_INFO_COREDUMP` (Linux 6.16): whether the task dumped core.
         const PIDFD_INFO_COREDUMP = 1 << 4;
         /// `PIDFD_INFO_SUPPORTED_MASK` (after Linux 6.18): the mask bits
-        /// this kernel knows.
+        /// this kernel supports.
         const PIDFD_INFO_SUPPORTED_MASK = 1 << 5;
         /// `PIDFD_INFO_COREDUMP_SIGNAL` (after Linux 6.18): the signal that
         /// caused the core dump.
@@ -81,7 +81,7 @@ pub struct Credentials {
     pub egid: u32,
 }
 
-/// What `PIDFD_GET_INFO` returned. Every field is `None` when the kernel did
+/// The fields `PIDFD_GET_INFO` returned. Every field is `None` when the kernel did
 /// not fill it.
 #[derive(Copy, Clone, Debug, Default, Eq, PartialEq)]
 pub struct PidfdInfo {

@@ -20,7 +20,7 @@ pub use pidfd::{
 };
 
 /// Returns the symbolic name of the errno values pidfd calls produce, for
-/// messages that name the kernel's answer.
+/// messages that name the kernel's error.
 pub fn errno_name(errno: i32) -> Option<&'static str> {
     Some(match errno {
         libc::EPERM => "EPERM",

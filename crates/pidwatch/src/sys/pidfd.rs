@@ -113,8 +113,8 @@ pub fn pidfd_send_signal(pidfd: impl AsFd, signal: i32, scope: SignalScope) -> i
 /// `pidfd` if it has exited, and returns its exit status.
 ///
 /// Returns `Ok(None)` while the child runs. Only the parent (or a subreaper
-/// that inherited the child) can reap: for anyone else the kernel answers
-/// `ECHILD`.
+/// that inherited the child) can reap: for anyone else the call fails
+/// with `ECHILD`.
 ///
 /// # References
 ///  - [Linux](https://man7.org/linux/man-pages/man2/waitid.2.html)
@@ -170,7 +170,7 @@ fn exit_status_of(status: &rustix::process::WaitIdStatus) -> Option<ExitStatus> 
     Some(ExitStatus::from_raw(signal | core))
 }
 
-/// What `poll` says about a pidfd right now.
+/// The readiness of a pidfd, as `poll` reports it.
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Hash, serde::Serialize)]
 pub struct Readiness {
     /// `POLLIN`: the task has exited. For a process pidfd this means the

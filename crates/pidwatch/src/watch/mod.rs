@@ -29,7 +29,7 @@ pub use target::{open_error, Identity, Target, TargetKind};
 #[serde(transparent)]
 pub struct TargetId(u64);
 
-/// What happened to a target.
+/// The kind of a watcher event.
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -45,7 +45,7 @@ pub enum EventKind {
     Reaped,
 }
 
-/// How an event was obtained.
+/// The mechanism that produced an event.
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -62,12 +62,12 @@ pub struct Event {
     pub target: TargetId,
     /// Exited or reaped.
     pub kind: EventKind,
-    /// Who the target is.
+    /// The target's identity.
     pub identity: Identity,
     /// The wait status, when known: for a reaped target on Linux 6.15+
     /// (`PIDFD_INFO_EXIT`), and for an exited child of the watching process.
     pub status: Option<ExitStatus>,
-    /// How the event was obtained.
+    /// The mechanism that produced the event.
     pub source: Source,
     /// When the watcher saw it.
     pub time: SystemTime,

@@ -1,4 +1,4 @@
-//! What can be watched, and how each kind of target gets its pidfd.
+//! Watch targets, and how each kind gets its pidfd.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -66,7 +66,7 @@ pub enum TargetKind {
     Thread,
 }
 
-/// Who a target is: the numbers and the pidfs inode it had when it was
+/// A target's identity: the numbers and the pidfs inode it had when it was
 /// added.
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Hash, Serialize)]
 pub struct Identity {
@@ -126,6 +126,10 @@ pub(crate) fn open(target: Target) -> Result<OpenTarget> {
             if !features.has(Feature::PidfdThread) {
                 return Err(unsupported(Feature::PidfdThread));
             }
+            // NOTE: Linux 6.9 to 6.14 (and 6.12 before 6.12.31) report a
+            // leader's exit as soon as it is a zombie, even while subthreads
+            // live. The watcher trusts the kernel, so on those kernels a
+            // thread target on a leader can report that exit early.
             let pidfd = open_pinned(requested, nonblock | PidfdFlags::PIDFD_THREAD, "TID")?;
             (pidfd, TargetKind::Thread, Some(requested))
         }
@@ -162,7 +166,7 @@ pub fn open_error(err: io::Error, what: &'static str, id: u32, thread: bool) -> 
         Some(libc::ESRCH) => Error::NotFound { what, id },
 
         // A non-leader TID without PIDFD_THREAD: EINVAL before Linux 6.18,
-        // ENOENT since. /proc tells which case it is.
+        // ENOENT since. /proc shows which case it is.
         Some(libc::EINVAL | libc::ENOENT) if !thread => match sys::procfs::tgid_of(id) {
             Ok(Some(tgid)) if tgid != id => Error::NotAProcess {
                 tid: id,
