@@ -95,8 +95,9 @@ pub enum OpenError {
     #[error("{0} has no task; pidfd_open fails with ESRCH")]
     PidHasNoTask(PidIndex),
     /// A process pidfd was requested on a pid that is not the TGID of a
-    /// thread group (`EINVAL`).
-    #[error("{0} is not held by a thread-group leader; a process pidfd needs PIDFD_THREAD here, and pidfd_open fails with EINVAL")]
+    /// thread group (`EINVAL` before Linux 6.18, `ENOENT` from 6.18;
+    /// [`OpenError::errno`] returns the older `EINVAL`).
+    #[error("{0} is not held by a thread-group leader; a process pidfd needs PIDFD_THREAD here, and pidfd_open fails with EINVAL (ENOENT from Linux 6.18)")]
     NotLeader(PidIndex),
     /// The kernel regime has no `PIDFD_THREAD` flag (`EINVAL`).
     #[error("PIDFD_THREAD does not exist under the {0} rule; pidfd_open fails with EINVAL")]

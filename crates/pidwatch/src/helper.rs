@@ -157,8 +157,10 @@ fn control(leader: mpsc::Sender<Order>) {
             },
             ("leader-exit", None) => {
                 let _ = leader.send(Order::Exit);
-                wait_until_zombie(pid, pid);
-                reply("ok");
+                match wait_until_zombie(pid, pid) {
+                    Ok(()) => reply("ok"),
+                    Err(err) => reply(&format!("error the leader did not become a zombie: {err}")),
+                }
             }
             ("exec", None) => exec_self(),
             ("exec-from", Some(tid)) => match workers.get(&tid) {
@@ -186,15 +188,22 @@ fn control(leader: mpsc::Sender<Order>) {
     std::process::exit(0);
 }
 
-/// Waits until thread `tid` of process `pid` is a zombie, checking
+/// Waits until thread `tid` of process `pid` is a zombie or gone, checking
 /// `/proc/PID/task/TID/stat`. Used only after an order that makes it exit.
-fn wait_until_zombie(pid: u32, tid: u32) {
+fn wait_until_zombie(pid: u32, tid: u32) -> io::Result<()> {
     let deadline = Instant::now() + REPLY_TIMEOUT;
-    while Instant::now() < deadline {
-        match sys::procfs::thread_stat(pid, tid) {
-            Ok(Some(stat)) if !stat.is_dead() => thread::sleep(Duration::from_micros(200)),
-            _ => return,
+    loop {
+        match sys::procfs::thread_stat(pid, tid)? {
+            Some(stat) if !stat.is_dead() => {}
+            _ => return Ok(()),
         }
+        if Instant::now() >= deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("thread {tid} still runs after {REPLY_TIMEOUT:?}"),
+            ));
+        }
+        thread::sleep(Duration::from_micros(200));
     }
 }
 
