@@ -70,8 +70,8 @@ impl EventJson {
         }
     }
 
-    /// An `exited` line for a target that had exited before pidwatch could
-    /// open it.
+    /// Builds the `exited` line for a target that had exited before
+    /// pidwatch could open it.
     pub fn already_exited(identity: Identity) -> Self {
         EventJson {
             kind: EventKind::Exited,
