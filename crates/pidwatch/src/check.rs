@@ -245,6 +245,34 @@ struct Subjects {
     leader_target: TargetId,
 }
 
+impl Subjects {
+    /// Returns the watcher events expected of the process target and, when
+    /// the kernel has `PIDFD_THREAD`, of the leader's thread target.
+    fn group_events<'a>(
+        &self,
+        kinds: &'a [EventKind],
+        status: Option<ExitStatus>,
+    ) -> Vec<Expectation<'a>> {
+        let mut expected = vec![(
+            self.process_target,
+            "watcher: process",
+            kinds,
+            status,
+            false,
+        )];
+        if self.leader_target != self.process_target {
+            expected.push((
+                self.leader_target,
+                "watcher: leader thread",
+                kinds,
+                status,
+                true,
+            ));
+        }
+        expected
+    }
+}
+
 impl Run<'_> {
     fn step(&mut self, name: &str) {
         tracing::debug!(step = name, "scenario step");
@@ -637,32 +665,15 @@ fn premature_leader_exit(run: &mut Run) -> std::io::Result<()> {
     run.expect_info("subthread PIDFD_THREAD pidfd", &controller_fd, killed())?;
 
     let both = [EventKind::Exited, EventKind::Reaped];
-    run.expect_events(
-        &mut subjects.watcher,
-        &[
-            (
-                subjects.process_target,
-                "watcher: process",
-                &both,
-                killed(),
-                false,
-            ),
-            (
-                subjects.leader_target,
-                "watcher: leader thread",
-                &both,
-                killed(),
-                true,
-            ),
-            (
-                controller_target,
-                "watcher: subthread",
-                &both,
-                killed(),
-                false,
-            ),
-        ],
-    )
+    let mut expected = subjects.group_events(&both, killed());
+    expected.push((
+        controller_target,
+        "watcher: subthread",
+        &both,
+        killed(),
+        false,
+    ));
+    run.expect_events(&mut subjects.watcher, &expected)
 }
 
 fn exec_scenario(run: &mut Run, leader_exits_first: bool) -> std::io::Result<()> {
@@ -712,25 +723,8 @@ fn exec_scenario(run: &mut Run, leader_exits_first: bool) -> std::io::Result<()>
     kill_and_wait(run, &helper, &subjects)?;
     run.expect_poll("leader PIDFD_THREAD pidfd", &subjects.leader, EXITED, true)?;
     run.expect_info("leader PIDFD_THREAD pidfd", &subjects.leader, None)?;
-    run.expect_events(
-        &mut subjects.watcher,
-        &[
-            (
-                subjects.process_target,
-                "watcher: process",
-                &[EventKind::Exited],
-                None,
-                false,
-            ),
-            (
-                subjects.leader_target,
-                "watcher: leader thread",
-                &[EventKind::Exited],
-                None,
-                true,
-            ),
-        ],
-    )?;
+    let expected = subjects.group_events(&[EventKind::Exited], None);
+    run.expect_events(&mut subjects.watcher, &expected)?;
 
     run.step("reaped");
     helper.reap()?;
@@ -738,25 +732,8 @@ fn exec_scenario(run: &mut Run, leader_exits_first: bool) -> std::io::Result<()>
     run.expect_poll("process pidfd", &subjects.process, reaped, false)?;
     run.expect_info("leader PIDFD_THREAD pidfd", &subjects.leader, killed())?;
     run.expect_info("process pidfd", &subjects.process, killed())?;
-    run.expect_events(
-        &mut subjects.watcher,
-        &[
-            (
-                subjects.process_target,
-                "watcher: process",
-                &[EventKind::Reaped],
-                killed(),
-                false,
-            ),
-            (
-                subjects.leader_target,
-                "watcher: leader thread",
-                &[EventKind::Reaped],
-                killed(),
-                true,
-            ),
-        ],
-    )
+    let expected = subjects.group_events(&[EventKind::Reaped], killed());
+    run.expect_events(&mut subjects.watcher, &expected)
 }
 
 fn exec_after_leader_exit(run: &mut Run) -> std::io::Result<()> {
@@ -801,25 +778,8 @@ fn subthread_exit(run: &mut Run) -> std::io::Result<()> {
     run.step("reaped");
     helper.reap()?;
     run.expect_poll("leader PIDFD_THREAD pidfd", &subjects.leader, reaped, true)?;
-    run.expect_events(
-        &mut subjects.watcher,
-        &[
-            (
-                subjects.process_target,
-                "watcher: process",
-                &both,
-                killed(),
-                false,
-            ),
-            (
-                subjects.leader_target,
-                "watcher: leader thread",
-                &both,
-                killed(),
-                true,
-            ),
-        ],
-    )
+    let expected = subjects.group_events(&both, killed());
+    run.expect_events(&mut subjects.watcher, &expected)
 }
 
 fn plain_scenario(run: &mut Run, end: &str, status: Option<ExitStatus>) -> std::io::Result<()> {
@@ -856,22 +816,7 @@ fn plain_scenario(run: &mut Run, end: &str, status: Option<ExitStatus>) -> std::
     run.expect_poll("leader PIDFD_THREAD pidfd", &subjects.leader, reaped, true)?;
     run.expect_info("process pidfd", &subjects.process, status)?;
 
-    let mut expected = vec![(
-        subjects.process_target,
-        "watcher: process",
-        &both[..],
-        status,
-        false,
-    )];
-    if subjects.leader_target != subjects.process_target {
-        expected.push((
-            subjects.leader_target,
-            "watcher: leader thread",
-            &both[..],
-            status,
-            true,
-        ));
-    }
+    let expected = subjects.group_events(&both, status);
     run.expect_events(&mut subjects.watcher, &expected)
 }
 

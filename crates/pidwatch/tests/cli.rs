@@ -1,6 +1,8 @@
 //! The `pidwatch` binary, driven as a user would: exit codes, messages and
 //! output of `wait`, `id` and `check`.
 
+mod common;
+
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -247,26 +249,9 @@ fn wait_wrong_inode_is_already_exited() {
     sleeper.wait().unwrap();
 }
 
-/// Starts a thread in this process that exits when told, and returns its
-/// TID, the sender that ends it, and its handle.
-fn start_thread() -> (
-    u32,
-    std::sync::mpsc::Sender<()>,
-    std::thread::JoinHandle<()>,
-) {
-    let (tid_sender, tid_receiver) = std::sync::mpsc::channel();
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    let handle = std::thread::spawn(move || {
-        let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
-        tid_sender.send(tid).unwrap();
-        let _ = stopped.recv();
-    });
-    (tid_receiver.recv().unwrap(), stop, handle)
-}
-
 #[test]
 fn wait_tid_as_pid_names_the_thread() {
-    let (tid, stop, handle) = start_thread();
+    let (tid, stop, handle) = common::start_thread();
 
     let output = run(&["wait", &tid.to_string()]);
     assert_eq!(output.status.code(), Some(1));
@@ -289,7 +274,7 @@ fn wait_thread_returns_when_thread_exits() {
         eprintln!("skipped: PIDFD_THREAD (Linux 6.9) is missing");
         return;
     }
-    let (tid, stop, handle) = start_thread();
+    let (tid, stop, handle) = common::start_thread();
 
     let waiter = pidwatch()
         .args(["wait", "--json", "-t", "10", "--thread", &tid.to_string()])

@@ -22,10 +22,10 @@
 //! is the leader, and model thread 1, created right after
 //! `Simulation::new`, is the controller. Every exec, by any thread, starts a
 //! new image with a new controller, so the model creates one more thread
-//! after each exec. The test keeps the real TID of every model `struct pid`
-//! (pid `i` is the TID that thread `i` was created with, and pid 0 is the
-//! TGID), so a model thread's real TID is the number of the pid it holds now,
-//! or held last before it was released.
+//! after each exec. The test keeps the real TID of every model `struct pid`:
+//! pid `i` is the TID that thread `i` was created with, and pid 0 is the
+//! TGID. A model thread's real TID is therefore the number of the pid it has
+//! now, or had last before it was released.
 //!
 //! NOTE: because the controller never exits, the group empties only through
 //! SIGKILL, so no script reaches an empty group through `SYS_exit` alone.

@@ -1,9 +1,10 @@
 //! The watcher on real processes and threads of the host kernel.
 
+mod common;
+
 use std::collections::HashMap;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use pidwatch::sys::{self, Feature, Features, PidInode, PidfdFlags};
@@ -183,27 +184,13 @@ fn pid_inode_mismatch_is_reused() {
     child.wait().unwrap();
 }
 
-/// Starts a thread in this process that exits when told, and returns its
-/// TID and the sender that ends it.
-fn start_thread() -> (u32, mpsc::Sender<()>, std::thread::JoinHandle<()>) {
-    let (tid_sender, tid_receiver) = mpsc::channel();
-    let (stop, stopped) = mpsc::channel::<()>();
-    let handle = std::thread::spawn(move || {
-        tid_sender
-            .send(rustix::thread::gettid().as_raw_nonzero().get() as u32)
-            .unwrap();
-        let _ = stopped.recv();
-    });
-    (tid_receiver.recv().unwrap(), stop, handle)
-}
-
 #[test]
 fn thread_exit_reported_once() {
     if !Features::get().has(Feature::PidfdThread) {
         eprintln!("skipped: PIDFD_THREAD (Linux 6.9) is missing");
         return;
     }
-    let (tid, stop, handle) = start_thread();
+    let (tid, stop, handle) = common::start_thread();
     let mut watcher = Watcher::new().unwrap();
     let id = watcher.add(Target::thread(tid)).unwrap();
 
@@ -223,7 +210,7 @@ fn thread_exit_reported_once() {
 
 #[test]
 fn thread_as_process_is_rejected() {
-    let (tid, stop, handle) = start_thread();
+    let (tid, stop, handle) = common::start_thread();
     let mut watcher = Watcher::new().unwrap();
 
     let err = watcher.add(Target::process(tid)).unwrap_err();

@@ -42,7 +42,7 @@ impl Failure {
         }
     }
 
-    /// A failure that prints nothing, such as a closed standard output.
+    /// Creates a failure that prints nothing, such as a closed standard output.
     pub fn quiet(code: Code) -> Self {
         Failure {
             code,

@@ -162,7 +162,7 @@ pub enum Opened {
 /// task behind the PID is still that one.
 ///
 /// An inode cannot be checked on kernels before 6.9 (no pidfs): that fails
-/// with `EOPNOTSUPP`, because answering without the check could wait on the
+/// with `EOPNOTSUPP`, because opening without the check could wait on the
 /// wrong process.
 pub fn open_checked(target: PidInode, flags: PidfdFlags) -> io::Result<Opened> {
     let pidfd = pidfd_open(target.pid, flags)?;

@@ -1,5 +1,5 @@
-//! Readers for `/proc/PID/...`, used where the pidfd interface has no answer:
-//! which thread group a TID belongs to, a task's state, kernel threads.
+//! Readers for `/proc/PID/...`, used for what the pidfd interface does not
+//! report: the thread group of a TID, a task's state, and kernel threads.
 //!
 //! Everything read here can be stale by the time it returns, because a PID is
 //! free for reuse as soon as its task is reaped. Callers therefore hold a

@@ -1,6 +1,6 @@
 //! The watcher: many targets on one epoll instance, each exit reported once.
 //!
-//! Every target holds a pidfd registered edge-triggered (`EPOLLET`). A pidfd
+//! Every target owns a pidfd registered edge-triggered (`EPOLLET`). A pidfd
 //! stays readable from the moment its task exits, so level-triggered epoll
 //! would wake the loop again and again while a zombie waits for its reaper.
 //! The kernel wakes the pidfd's wait queue when the task exits and again
