@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 
 use pidwatch::check::signal_name;
-use pidwatch::{Event, EventKind, Identity, Source, TargetKind};
+use pidwatch::{Event, EventKind, Identity, TargetKind};
 
 /// The JSON form of an exit status.
 #[derive(Debug, Serialize)]
@@ -65,7 +65,7 @@ impl EventJson {
             tid: event.identity.tid,
             inode: event.identity.inode,
             status: event.status.and_then(StatusJson::from_status),
-            source: source_name(event.source).to_owned(),
+            source: event.source.name().to_owned(),
             timestamp: unix_seconds(event.time),
         }
     }
@@ -83,13 +83,6 @@ impl EventJson {
             source: "already_exited".to_owned(),
             timestamp: unix_seconds(SystemTime::now()),
         }
-    }
-}
-
-fn source_name(source: Source) -> &'static str {
-    match source {
-        Source::Kernel => "kernel",
-        _ => "other",
     }
 }
 

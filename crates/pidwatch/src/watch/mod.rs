@@ -53,6 +53,34 @@ pub enum Source {
     /// The kernel reported it through the pidfd, and the kernel's semantics
     /// are the ones pidwatch promises.
     Kernel,
+
+    /// The kernel reported it through the pidfd and the watcher confirmed
+    /// it: on kernels that report a thread-group leader's exit while other
+    /// threads of its group still run, the watcher checked that the group
+    /// really is empty.
+    Verified,
+
+    /// The watcher saw it by reading `/proc` at an interval, because the
+    /// kernel (or a sandbox, or the descriptor limit) gave no pidfd for the
+    /// target. The start time read at registration rules out PID reuse.
+    Polled,
+}
+
+impl Source {
+    /// Returns the name used in JSON output and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Kernel => "kernel",
+            Source::Verified => "verified",
+            Source::Polled => "polled",
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// One exit or reap of a watched target.
@@ -189,6 +217,14 @@ impl Watcher {
         self.targets.get(&id).map(|entry| entry.pidfd.as_fd())
     }
 
+    /// Returns how long the caller may wait on [`AsFd::as_fd`] (the epoll
+    /// descriptor) before it must call [`Watcher::next_event`] again even
+    /// without readiness, or `None` when readiness alone is enough. Targets
+    /// watched by polling `/proc` need these calls.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        None
+    }
+
     /// Returns the next event, waiting up to `timeout` (`None` waits as long
     /// as targets remain).
     ///
@@ -305,6 +341,15 @@ fn exit_status(entry: &Entry, readiness: Readiness) -> Option<ExitStatus> {
         return sys::pidfd::waitid_peek(&entry.pidfd).ok().flatten();
     }
     None
+}
+
+/// The epoll descriptor of the watcher. It becomes readable when a target
+/// may have an event; an event loop (tokio's `AsyncFd`, for example) can
+/// wait on it and then call [`Watcher::next_event`] with a zero timeout.
+impl AsFd for Watcher {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.epoll.as_fd()
+    }
 }
 
 impl std::fmt::Debug for Watcher {
