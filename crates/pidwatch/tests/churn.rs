@@ -222,7 +222,6 @@ fn churn_exits_reported_once() {
 
     let mut watcher = Watcher::new().unwrap();
     let mut expected: HashMap<TargetId, Expected> = HashMap::new();
-    let mut child_targets: HashMap<u32, TargetId> = HashMap::new();
 
     // Zombies: exited before they are added, reported at once.
     for (pid, code) in zombies {
@@ -236,7 +235,6 @@ fn churn_exits_reported_once() {
         let inode = sys::pidfd_inode(&pidfd).unwrap();
         drop(pidfd);
         let id = watcher.add(Target::process(pid)).unwrap();
-        child_targets.insert(pid, id);
         expected.insert(
             id,
             Expected {
@@ -326,40 +324,35 @@ fn churn_exits_reported_once() {
         handles.push(handle);
     }
 
-    // Add every live target, in random order.
-    let mut live: Vec<(TargetKind, u32, Option<(i32, Arc<AtomicBool>)>)> = Vec::new();
+    // Add every live target, in random order, with what the test expects
+    // of it.
+    let mut live: Vec<(TargetKind, u32, What)> = Vec::new();
     for (kind, pid, code) in &children {
-        live.push((*kind, *pid, Some((*code, Arc::new(AtomicBool::new(false))))));
+        let what = What::Child {
+            pid: *pid,
+            start_time: procfs::task_stat(*pid).unwrap().unwrap().start_time,
+            code: *code,
+            reaped: false,
+        };
+        live.push((*kind, *pid, what));
     }
     for (tid, done) in &threads {
-        live.push((TargetKind::Thread, *tid, Some((-1, Arc::clone(done)))));
+        let what = What::Thread {
+            done: Arc::clone(done),
+        };
+        live.push((TargetKind::Thread, *tid, what));
     }
     for index in (1..live.len()).rev() {
         let other = rng.below(index as u64 + 1) as usize;
         live.swap(index, other);
     }
-    for (kind, number, detail) in live {
-        let (code, done) = detail.unwrap();
-        let is_child = code >= 0;
+    for (kind, number, what) in live {
         let (target, flags) = match kind {
             TargetKind::Process => (Target::process(number), PidfdFlags::empty()),
             TargetKind::Thread => (Target::thread(number), PidfdFlags::PIDFD_THREAD),
         };
         let inode = inode_of(number, flags);
-        let what = if is_child {
-            What::Child {
-                pid: number,
-                start_time: procfs::task_stat(number).unwrap().unwrap().start_time,
-                code,
-                reaped: false,
-            }
-        } else {
-            What::Thread { done }
-        };
         let id = watcher.add(target).unwrap();
-        if is_child {
-            child_targets.insert(number, id);
-        }
         expected.insert(
             id,
             Expected {
