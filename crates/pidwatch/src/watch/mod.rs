@@ -187,12 +187,15 @@ impl Watcher {
 
     /// Stops watching a target and returns its pidfd, or `None` when the
     /// target is unknown or already finished.
+    ///
+    /// Events still queued for the target are dropped, even for a finished
+    /// target, so none is returned after this call.
     pub fn remove(&mut self, id: TargetId) -> Option<OwnedFd> {
+        self.pending.retain(|event| event.target != id);
         let entry = self.targets.remove(&id)?;
         if let Err(err) = epoll::delete(&self.epoll, &entry.pidfd) {
             tracing::warn!(target_id = id.0, error = %err, "epoll_ctl(DEL) failed");
         }
-        self.pending.retain(|event| event.target != id);
         Some(entry.pidfd)
     }
 
