@@ -42,7 +42,7 @@ fn assert_rejected(output: &Output, code: i32, message: &str) {
     assert_eq!(text.lines().next().unwrap_or(""), message, "stderr: {text}");
 }
 
-/// The first line clap prints for a value that does not parse.
+/// Returns the first line clap prints for a PID that does not parse.
 fn parse_error(argument: &str, reason: &str) -> String {
     format!("error: invalid value '{argument}' for '[PID[:INODE]]...': invalid PID {argument:?}: {reason}")
 }
@@ -592,9 +592,9 @@ fn hidepid_pidwatch(test: &str) -> Option<Command> {
         return None;
     }
     let mut command = pidwatch();
-    // SAFETY: the closure runs in the forked child before exec and makes
+    // SAFETY: the closure runs in the forked child before exec. It makes
     // only system calls (unshare, mount, setgroups, setgid, setuid), which
-    // are async-signal-safe; the strings it passes are built beforehand.
+    // are async-signal-safe, with C string literals built at compile time.
     unsafe {
         command.pre_exec(|| {
             let check = |ret: libc::c_int| {

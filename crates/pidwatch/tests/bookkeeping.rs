@@ -2,8 +2,8 @@
 //! proptest generates scripts of add, exit, reap, remove and poll, and
 //! after every step the events seen so far must obey these rules.
 //!
-//! - A target yields `Exited` at most once, and only after it was told to
-//!   exit (no live target is reported as exited).
+//! - A target yields `Exited` at most once, and only after the script
+//!   requested its exit (no live target is reported as exited).
 //! - `Reaped` comes at most once, only after `Exited`, and for a process
 //!   only after the test reaped it.
 //! - A removed target yields nothing from the moment `remove` returns.
@@ -64,7 +64,7 @@ enum Task {
 struct Subject {
     id: TargetId,
     task: Task,
-    told_to_exit: bool,
+    exit_requested: bool,
     reaped: bool,
     removed: bool,
     exited_events: u32,
@@ -73,7 +73,7 @@ struct Subject {
 
 impl Subject {
     fn exit(&mut self) {
-        self.told_to_exit = true;
+        self.exit_requested = true;
         match &mut self.task {
             Task::Process(child) => {
                 let _ = child.kill();
@@ -92,7 +92,7 @@ impl Subject {
 
     fn reap(&mut self) {
         if let Task::Process(child) = &mut self.task {
-            if self.told_to_exit && !self.reaped {
+            if self.exit_requested && !self.reaped {
                 child.wait().unwrap();
                 self.reaped = true;
             }
@@ -104,7 +104,7 @@ impl Subject {
 /// the test.
 impl Drop for Subject {
     fn drop(&mut self) {
-        if !self.told_to_exit {
+        if !self.exit_requested {
             self.exit();
         }
         if let Task::Process(child) = &mut self.task {
@@ -193,7 +193,7 @@ impl Script {
         self.subjects.push(Subject {
             id,
             task,
-            told_to_exit: false,
+            exit_requested: false,
             reaped: false,
             removed: false,
             exited_events: 0,
@@ -210,7 +210,7 @@ impl Script {
         prop_assert!(!subject.removed, "event for a removed target: {:?}", event);
         match event.kind {
             EventKind::Exited => {
-                prop_assert!(subject.told_to_exit, "live target reported: {:?}", event);
+                prop_assert!(subject.exit_requested, "live target reported: {:?}", event);
                 subject.exited_events += 1;
                 prop_assert_eq!(subject.exited_events, 1, "second exit: {:?}", event);
             }
@@ -233,7 +233,7 @@ impl Script {
     /// Ends every task and collects the remaining events.
     fn finish(&mut self) -> Result<(), TestCaseError> {
         for subject in &mut self.subjects {
-            if !subject.told_to_exit {
+            if !subject.exit_requested {
                 subject.exit();
             }
             subject.reap();

@@ -34,7 +34,7 @@ fn full_run() -> bool {
     std::env::var("PIDWATCH_FULL").is_ok_and(|value| value == "1")
 }
 
-/// A small xorshift generator; the seed is printed and `PIDWATCH_SEED`
+/// A small xorshift generator. The seed is printed, and `PIDWATCH_SEED`
 /// repeats a run.
 struct Rng(u64);
 
@@ -108,13 +108,13 @@ struct Expected {
     /// The number the target was added by (PID or TID), if any.
     number: Option<u32>,
     inode: Option<u64>,
-    what: What,
+    task: TargetTask,
     exited_events: u32,
     reaped_events: u32,
 }
 
 #[derive(Debug)]
-enum What {
+enum TargetTask {
     /// A child process with its start time and exit code.
     Child {
         pid: u32,
@@ -241,7 +241,7 @@ fn churn_exits_reported_once() {
                 kind: TargetKind::Process,
                 number: Some(pid),
                 inode,
-                what: What::Child {
+                task: TargetTask::Child {
                     pid,
                     start_time,
                     code,
@@ -292,7 +292,7 @@ fn churn_exits_reported_once() {
                 kind: TargetKind::Thread,
                 number: None,
                 inode,
-                what: What::ExitedThread,
+                task: TargetTask::ExitedThread,
                 exited_events: 0,
                 reaped_events: 0,
             },
@@ -326,27 +326,27 @@ fn churn_exits_reported_once() {
 
     // Add every live target, in random order, with what the test expects
     // of it.
-    let mut live: Vec<(TargetKind, u32, What)> = Vec::new();
+    let mut live: Vec<(TargetKind, u32, TargetTask)> = Vec::new();
     for (kind, pid, code) in &children {
-        let what = What::Child {
+        let task = TargetTask::Child {
             pid: *pid,
             start_time: procfs::task_stat(*pid).unwrap().unwrap().start_time,
             code: *code,
             reaped: false,
         };
-        live.push((*kind, *pid, what));
+        live.push((*kind, *pid, task));
     }
     for (tid, done) in &threads {
-        let what = What::Thread {
+        let task = TargetTask::Thread {
             done: Arc::clone(done),
         };
-        live.push((TargetKind::Thread, *tid, what));
+        live.push((TargetKind::Thread, *tid, task));
     }
     for index in (1..live.len()).rev() {
         let other = rng.below(index as u64 + 1) as usize;
         live.swap(index, other);
     }
-    for (kind, number, what) in live {
+    for (kind, number, task) in live {
         let (target, flags) = match kind {
             TargetKind::Process => (Target::process(number), PidfdFlags::empty()),
             TargetKind::Thread => (Target::thread(number), PidfdFlags::PIDFD_THREAD),
@@ -359,7 +359,7 @@ fn churn_exits_reported_once() {
                 kind,
                 number: Some(number),
                 inode,
-                what,
+                task,
                 exited_events: 0,
                 reaped_events: 0,
             },
@@ -402,7 +402,7 @@ fn churn_exits_reported_once() {
     assert!(extra.is_none(), "event after the last one: {extra:?}");
     assert!(watcher.is_empty());
     // Exited threads hang up at once, so the watcher is done with them when
-    // they are added; zombies stay until their reap where reaps are seen.
+    // they are added. Zombies stay until their reap when reaps are visible.
     let finished_at_add = early_thread_count + if reaps_visible { 0 } else { zombie_count };
     assert_eq!(peak, total - finished_at_add);
     if Features::get().has(Feature::PidfsInode) {
@@ -434,8 +434,8 @@ fn verify(expected: &mut HashMap<TargetId, Expected>, event: &Event, me: u32) {
         EventKind::Exited => {
             target.exited_events += 1;
             assert_eq!(target.exited_events, 1, "second exit: {event:?}");
-            match &mut target.what {
-                What::Child {
+            match &mut target.task {
+                TargetTask::Child {
                     pid,
                     start_time,
                     code,
@@ -456,7 +456,7 @@ fn verify(expected: &mut HashMap<TargetId, Expected>, event: &Event, me: u32) {
                     assert_eq!(status.code(), Some(*code));
                     *reaped = true;
                 }
-                What::Thread { done } => {
+                TargetTask::Thread { done } => {
                     assert!(
                         done.load(Ordering::SeqCst),
                         "live thread reported as exited: {event:?}"
@@ -466,14 +466,14 @@ fn verify(expected: &mut HashMap<TargetId, Expected>, event: &Event, me: u32) {
                         assert!(stat.is_dead(), "thread {tid} is {stat:?}");
                     }
                 }
-                What::ExitedThread => {}
+                TargetTask::ExitedThread => {}
             }
         }
         EventKind::Reaped => {
             assert_eq!(target.exited_events, 1, "reaped before exited: {event:?}");
             target.reaped_events += 1;
             assert_eq!(target.reaped_events, 1, "second reap: {event:?}");
-            if let What::Child { reaped, .. } = &target.what {
+            if let TargetTask::Child { reaped, .. } = &target.task {
                 assert!(*reaped, "reaped event before the reap: {event:?}");
             }
         }

@@ -4,8 +4,8 @@
 //!
 //! Each test re-runs this test binary as PID 1 of a new PID namespace
 //! (`unshare --pid --fork --mount-proc`, with `--user --map-root-user` when
-//! not root) and there sets the namespace's `pid_max` to 512 (per PID
-//! namespace since Linux 6.14). After the first wrap the kernel hands out
+//! not root). There it sets the namespace's `pid_max` to 512, which is per
+//! PID namespace since Linux 6.14. After the first wrap the kernel hands out
 //! only PIDs 300 to 511, so a PID returns after about 200 forks.
 //!
 //! The checks: every exit is attributed to the process that had the PID
@@ -177,13 +177,13 @@ fn inode_of(pidfd: &OwnedFd) -> Option<u64> {
     sys::pidfd_inode(pidfd).unwrap()
 }
 
-/// The inode of the task that has `number` now, if any.
+/// Returns the inode of the task that has `number` now, if any.
 fn current_inode(number: u32) -> Option<u64> {
     let pidfd = sys::pidfd_open(number, PidfdFlags::PIDFD_THREAD).ok()?;
     sys::pidfd_inode(&pidfd).ok().flatten()
 }
 
-/// One forked worker and what the test knows about it.
+/// One forked worker and what the test recorded about it.
 struct Worker {
     pid: u32,
     inode: Option<u64>,
@@ -301,7 +301,7 @@ impl Torture {
         );
     }
 
-    /// Checks one event against what the test knows about its worker.
+    /// Checks one event against what the test recorded about its worker.
     fn verify(&mut self, event: Event) {
         let worker = self
             .workers

@@ -1,7 +1,7 @@
 //! Checks of the targets named on the command line, made before any of them
-//! is watched: targets whose exit pidwatch could never see (pidwatch itself,
-//! a kernel thread), a thread named as a process, and one PID named in two
-//! forms.
+//! is watched. They reject targets whose exit pidwatch could never see
+//! (pidwatch itself, a kernel thread), a thread named as a process, and one
+//! PID named in two forms.
 //!
 //! The checks look at the task behind each number through a pidfd first and
 //! through `/proc` second, because a procfs mounted with `hidepid=2` hides
@@ -25,7 +25,7 @@ enum Kind {
 }
 
 impl Kind {
-    /// The word the command line uses for the number.
+    /// Returns the word the command line uses for the number.
     fn word(self) -> &'static str {
         match self {
             Kind::Process => "PID",
@@ -41,7 +41,7 @@ impl Kind {
     }
 }
 
-/// What the checks found out about the task behind one number.
+/// The facts the checks read about the task behind one number.
 struct Task {
     /// A `PIDFD_THREAD` pidfd (a process pidfd before Linux 6.9), which
     /// pins the task while the checks read it.
@@ -86,9 +86,9 @@ fn invalid(message: String) -> Failure {
     Failure::new(Code::Failure, message)
 }
 
-/// Returns true when `/proc` shows this process's PID namespace. A process
-/// in a new PID namespace that did not mount its own procfs sees the
-/// parent namespace's numbers there, which name other tasks.
+/// Returns true when `/proc` shows this process's PID namespace. In a new
+/// PID namespace without its own procfs mount, `/proc` shows the parent
+/// namespace's numbers, which name other tasks.
 fn procfs_matches_namespace(own_pid: u32) -> bool {
     let matches = std::fs::read_link("/proc/self")
         .ok()
@@ -100,7 +100,7 @@ fn procfs_matches_namespace(own_pid: u32) -> bool {
     matches
 }
 
-/// Checks one target. `procfs` says whether `/proc` may be read for it.
+/// Checks one target. `procfs` is true when `/proc` may be read for it.
 fn check(kind: Kind, id: PidInode, own_pid: u32, procfs: bool) -> Result<(), Failure> {
     let Some(task) = open_task(id, procfs) else {
         return Ok(());
