@@ -109,9 +109,10 @@ fn check(kind: Kind, id: PidInode, own_pid: u32, procfs: bool) -> Result<(), Fai
     let word = kind.word();
 
     if task.tgid == Some(own_pid) || number == own_pid {
-        let what = match kind {
-            Kind::Process => "pidwatch itself",
-            Kind::Thread => "a thread of pidwatch itself",
+        let what = if kind == Kind::Process && number == own_pid {
+            "pidwatch itself"
+        } else {
+            "a thread of pidwatch itself"
         };
         return Err(invalid(format!(
             "{word} {id} is {what}, which cannot wait for its own exit: name another {}",
