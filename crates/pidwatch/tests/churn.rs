@@ -6,7 +6,10 @@
 //! The mix, as fractions of the target count:
 //! - 55% child processes, watched by PID;
 //! - 10% child processes, watched as their thread-group leader (`--thread`);
-//! - 25% threads of this test process, watched by TID;
+//! - 22% threads of this test process, watched by TID;
+//! - 3% helper processes (`pidwatch __helper`) with two worker threads
+//!   each: the workers are watched by TID, one by one, and the helper by
+//!   PID, so threads of other processes take part too;
 //! - 5% child processes that have exited (zombies) before they are added;
 //! - 5% threads of this process that have exited before they are added,
 //!   through a `PIDFD_THREAD` pidfd they opened on themselves. Once the
@@ -21,10 +24,12 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use pidwatch::helper::HelperProcess;
 use pidwatch::sys::{self, procfs, Feature, Features, PidInode, PidfdFlags};
 use pidwatch::{Error, Event, EventKind, Target, TargetId, TargetKind, Watcher};
 
@@ -128,6 +133,14 @@ enum TargetTask {
     Thread { done: Arc<AtomicBool> },
     /// A thread that exited before it was added through its own pidfd.
     ExitedThread,
+    /// A worker thread of a helper process, or the helper itself, with the
+    /// flag its driver sets before it requests the exit. A helper process
+    /// also has its exit code and the flag set before its reap.
+    Helper {
+        exit_requested: Arc<AtomicBool>,
+        code: Option<i32>,
+        reaped: Option<Arc<AtomicBool>>,
+    },
 }
 
 fn inode_of(number: u32, flags: PidfdFlags) -> Option<u64> {
@@ -197,7 +210,9 @@ fn churn_exits_reported_once() {
     let leader_count = total * 10 / 100;
     let zombie_count = total * 5 / 100;
     let early_thread_count = total * 5 / 100;
-    let thread_count = total - process_count - leader_count - zombie_count - early_thread_count;
+    let helper_count = total / 100;
+    let thread_count =
+        total - process_count - leader_count - zombie_count - early_thread_count - 3 * helper_count;
 
     // Fork every child before the watcher opens any pidfd, so that no
     // child inherits thousands of descriptors.
@@ -220,6 +235,11 @@ fn churn_exits_reported_once() {
         zombies.push((fork_child(None, Duration::ZERO, code), code));
     }
     drop(gate_read);
+
+    let mut helpers = Vec::new();
+    for index in 0..helper_count {
+        helpers.push(HelperRun::start(index, &mut rng, max_lifetime_ms));
+    }
 
     let mut watcher = Watcher::new().unwrap();
     let mut expected: HashMap<TargetId, Expected> = HashMap::new();
@@ -344,6 +364,9 @@ fn churn_exits_reported_once() {
         };
         live.push((*kind, *pid, task));
     }
+    for helper in &helpers {
+        live.extend(helper.targets());
+    }
     for (tid, done) in &threads {
         let task = TargetTask::Thread {
             done: Arc::clone(done),
@@ -379,6 +402,10 @@ fn churn_exits_reported_once() {
     // Let every target go at once.
     drop(gate_write);
     gate.open();
+    let drivers: Vec<_> = helpers
+        .into_iter()
+        .map(|helper| std::thread::spawn(move || helper.drive()))
+        .collect();
 
     let deadline = Instant::now() + EVENT_TIMEOUT;
     let complete = |expected: &HashMap<TargetId, Expected>| {
@@ -401,6 +428,9 @@ fn churn_exits_reported_once() {
         };
         verify(&mut expected, &event, me);
     }
+    for driver in drivers {
+        driver.join().unwrap();
+    }
     for handle in handles {
         handle.join().unwrap();
     }
@@ -417,7 +447,7 @@ fn churn_exits_reported_once() {
         assert_eq!(rejected_pinned, early_thread_count);
     }
     eprintln!(
-        "churn: {} targets ({peak} watched at once, {zombie_count} zombies and {early_thread_count} threads exited before they were added), registered in {registered:.1?}, all events in {:.1?}",
+        "churn: {} targets ({peak} watched at once, {helper_count} helper processes, {zombie_count} zombies and {early_thread_count} threads exited before they were added), registered in {registered:.1?}, all events in {:.1?}",
         expected.len(),
         started.elapsed()
     );
@@ -475,16 +505,109 @@ fn verify(expected: &mut HashMap<TargetId, Expected>, event: &Event, me: u32) {
                     }
                 }
                 TargetTask::ExitedThread => {}
+                TargetTask::Helper {
+                    exit_requested,
+                    code,
+                    ..
+                } => {
+                    assert!(
+                        exit_requested.load(Ordering::SeqCst),
+                        "live helper task reported as exited: {event:?}"
+                    );
+                    if let (Some(code), Some(status)) = (code, event.status) {
+                        assert_eq!(status.code(), Some(*code), "{event:?}");
+                    }
+                }
             }
         }
         EventKind::Reaped => {
             assert_eq!(target.exited_events, 1, "reaped before exited: {event:?}");
             target.reaped_events += 1;
             assert_eq!(target.reaped_events, 1, "second reap: {event:?}");
-            if let TargetTask::Child { reaped, .. } = &target.task {
-                assert!(*reaped, "reaped event before the reap: {event:?}");
+            match &target.task {
+                TargetTask::Child { reaped, .. } => {
+                    assert!(*reaped, "reaped event before the reap: {event:?}");
+                }
+                TargetTask::Helper {
+                    reaped: Some(reaped),
+                    ..
+                } => {
+                    assert!(
+                        reaped.load(Ordering::SeqCst),
+                        "reaped event before the reap: {event:?}"
+                    );
+                }
+                _ => {}
             }
         }
         other => panic!("unexpected event kind {other:?}"),
+    }
+}
+
+/// One helper process with two worker threads, and the script its driver
+/// thread runs once the gate opens: each worker exits, then the helper
+/// exits and is reaped, with a random pause before each step.
+struct HelperRun {
+    helper: HelperProcess,
+    workers: [(u32, Arc<AtomicBool>); 2],
+    exit_requested: Arc<AtomicBool>,
+    reaped: Arc<AtomicBool>,
+    code: i32,
+    pauses: [Duration; 3],
+}
+
+impl HelperRun {
+    fn start(index: usize, rng: &mut Rng, max_lifetime_ms: u64) -> HelperRun {
+        let program = Path::new(env!("CARGO_BIN_EXE_pidwatch"));
+        let (mut helper, _ready) = HelperProcess::spawn(program).unwrap();
+        let mut worker = || (helper.spawn_thread().unwrap(), Arc::default());
+        let workers = [worker(), worker()];
+        let mut pause = || Duration::from_millis(rng.below(max_lifetime_ms / 3 + 1));
+        HelperRun {
+            helper,
+            workers,
+            exit_requested: Arc::default(),
+            reaped: Arc::default(),
+            code: (index % 100) as i32 + 10,
+            pauses: [pause(), pause(), pause()],
+        }
+    }
+
+    /// Returns the three targets: both workers and the helper process.
+    fn targets(&self) -> Vec<(TargetKind, u32, TargetTask)> {
+        let mut targets: Vec<_> = self
+            .workers
+            .iter()
+            .map(|(tid, exit_requested)| {
+                let task = TargetTask::Helper {
+                    exit_requested: Arc::clone(exit_requested),
+                    code: None,
+                    reaped: None,
+                };
+                (TargetKind::Thread, *tid, task)
+            })
+            .collect();
+        let task = TargetTask::Helper {
+            exit_requested: Arc::clone(&self.exit_requested),
+            code: Some(self.code),
+            reaped: Some(Arc::clone(&self.reaped)),
+        };
+        targets.push((TargetKind::Process, self.helper.pid(), task));
+        targets
+    }
+
+    fn drive(mut self) {
+        for ((tid, exit_requested), pause) in self.workers.iter().zip(self.pauses) {
+            std::thread::sleep(pause);
+            exit_requested.store(true, Ordering::SeqCst);
+            let reply = self.helper.request(&format!("thread-exit {tid}")).unwrap();
+            assert_eq!(reply, "ok");
+        }
+        std::thread::sleep(self.pauses[2]);
+        self.exit_requested.store(true, Ordering::SeqCst);
+        self.helper.send(&format!("exit {}", self.code)).unwrap();
+        self.reaped.store(true, Ordering::SeqCst);
+        let status = self.helper.reap().unwrap();
+        assert_eq!(status.code(), Some(self.code));
     }
 }
