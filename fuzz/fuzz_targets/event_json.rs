@@ -9,7 +9,7 @@
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, UNIX_EPOCH};
 
 use arbitrary::Arbitrary;
@@ -36,15 +36,18 @@ struct Input {
 }
 
 /// A real target handle: `TargetId` has no public constructor, so one
-/// watcher, kept for the life of the fuzzer, adds this process once.
+/// watcher, kept in a static for the life of the fuzzer, adds this process
+/// once. (A leaked watcher would trip LeakSanitizer at exit.)
 fn target_id() -> TargetId {
-    static ID: OnceLock<TargetId> = OnceLock::new();
-    *ID.get_or_init(|| {
-        let watcher = Box::leak(Box::new(Watcher::new().expect("epoll")));
-        watcher
+    static WATCHED: OnceLock<Mutex<(Watcher, TargetId)>> = OnceLock::new();
+    let watched = WATCHED.get_or_init(|| {
+        let mut watcher = Watcher::new().expect("epoll");
+        let id = watcher
             .add(Target::process(std::process::id()))
-            .expect("watch this process")
-    })
+            .expect("watch this process");
+        Mutex::new((watcher, id))
+    });
+    watched.lock().expect("no panic while locked").1
 }
 
 fuzz_target!(|input: Input| {
@@ -97,7 +100,10 @@ fuzz_target!(|input: Input| {
         "exited"
     };
     assert_eq!(value["kind"], kind);
-    assert_eq!(value["target"], if input.thread { "thread" } else { "process" });
+    assert_eq!(
+        value["target"],
+        if input.thread { "thread" } else { "process" }
+    );
     assert_eq!(value["pid"], serde_json::json!(input.pid));
     assert_eq!(value["inode"], serde_json::json!(input.inode));
     match input.tid {
@@ -127,7 +133,11 @@ fuzz_target!(|input: Input| {
                 })
             }
         });
-        assert_eq!(value["status"], expected.unwrap_or(serde_json::Value::Null), "{line}");
+        assert_eq!(
+            value["status"],
+            expected.unwrap_or(serde_json::Value::Null),
+            "{line}"
+        );
     }
     let _ = output::status_text(status);
 });

@@ -14,7 +14,10 @@ fuzz_target!(|data: &[u8]| {
     for what in ["PID", "TID"] {
         match PidInode::parse(&input, what) {
             Ok(parsed) => {
-                assert!((1..=PID_MAX_LIMIT).contains(&parsed.pid), "{input:?} -> {parsed:?}");
+                assert!(
+                    (1..=PID_MAX_LIMIT).contains(&parsed.pid),
+                    "{input:?} -> {parsed:?}"
+                );
                 assert_ne!(parsed.inode, Some(0), "{input:?}");
                 let printed = parsed.to_string();
                 assert_eq!(PidInode::parse(&printed, what), Ok(parsed), "{input:?}");

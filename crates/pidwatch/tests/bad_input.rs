@@ -505,7 +505,11 @@ fn pid_of_another_pid_namespace() {
     // Inside a new PID namespace, pidwatch is PID 1 and the PID of this
     // test process names nothing.
     let me = std::process::id();
-    let output = Command::new("unshare")
+    let mut command = Command::new("unshare");
+    if !rustix::process::geteuid().is_root() {
+        command.args(["--user", "--map-root-user"]);
+    }
+    let output = command
         .args(["--pid", "--fork", PIDWATCH, "wait", &me.to_string()])
         .output();
     let output = match output {
