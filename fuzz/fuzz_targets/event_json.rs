@@ -9,7 +9,6 @@
 
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, UNIX_EPOCH};
 
 use arbitrary::Arbitrary;
@@ -35,19 +34,23 @@ struct Input {
     already_exited: bool,
 }
 
-/// A real target handle: `TargetId` has no public constructor, so one
-/// watcher, kept in a static for the life of the fuzzer, adds this process
-/// once. (A leaked watcher would trip LeakSanitizer at exit.)
-fn target_id() -> TargetId {
-    static WATCHED: OnceLock<Mutex<(Watcher, TargetId)>> = OnceLock::new();
-    let watched = WATCHED.get_or_init(|| {
+thread_local! {
+    /// One watcher, kept for the life of the fuzzer, that watches this
+    /// process. `Watcher` is not `Send`, so it lives in a thread-local,
+    /// where LeakSanitizer still finds it at exit.
+    static WATCHED: (Watcher, TargetId) = {
         let mut watcher = Watcher::new().expect("epoll");
         let id = watcher
             .add(Target::process(std::process::id()))
             .expect("watch this process");
-        Mutex::new((watcher, id))
-    });
-    watched.lock().expect("no panic while locked").1
+        (watcher, id)
+    };
+}
+
+/// Returns a real target handle, because `TargetId` has no public
+/// constructor.
+fn target_id() -> TargetId {
+    WATCHED.with(|watched| watched.1)
 }
 
 fuzz_target!(|input: Input| {

@@ -8,6 +8,9 @@
 //! PID namespace since Linux 6.14. After the first wrap the kernel hands out
 //! only PIDs 300 to 511, so a PID returns after about 200 forks.
 //!
+//! A quarter of the workers are watched as their thread-group leader
+//! (`PIDFD_THREAD`), the rest as processes.
+//!
 //! The checks: every exit is attributed to the process that had the PID
 //! when it was added (its pidfs inode, its start time in `/proc`, and its
 //! exit code), exactly once; no live process is reported as exited; a
@@ -22,7 +25,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pidwatch::sys::{self, procfs, Feature, Features, PidInode, PidfdFlags};
-use pidwatch::{Error, Event, EventKind, Target, TargetId, Watcher};
+use pidwatch::{Error, Event, EventKind, Target, TargetId, TargetKind, Watcher};
 
 /// Set in the environment of the copy of this binary that runs as PID 1 of
 /// the new namespace.
@@ -227,6 +230,7 @@ struct Torture {
     inodes_seen: HashSet<u64>,
     reaps_visible: bool,
     pidfs: bool,
+    threads: bool,
     tally: Tally,
 }
 
@@ -242,13 +246,15 @@ impl Torture {
             inodes_seen: HashSet::new(),
             reaps_visible: Features::get().has(Feature::PollHupAfterReap),
             pidfs: Features::get().has(Feature::PidfsInode),
+            threads: Features::get().has(Feature::PidfdThread),
             tally: Tally::default(),
         }
     }
 
     /// Forks a worker and adds it to the watcher by plain PID, the form
-    /// that PID reuse could fool.
-    fn spawn(&mut self, lifetime: Duration, code: Option<i32>) {
+    /// that PID reuse could fool: as a process, or with `as_thread` as its
+    /// thread-group leader (a `PIDFD_THREAD` pidfd).
+    fn spawn(&mut self, lifetime: Duration, code: Option<i32>, as_thread: bool) {
         let pid = match code {
             Some(code) => fork_worker(lifetime, code),
             None => fork_worker(Duration::from_secs(3600), 0),
@@ -273,9 +279,17 @@ impl Torture {
             self.tally.added_as_zombie += 1;
         }
 
-        let id = self.watcher.add(Target::process(pid)).unwrap();
+        let target = if as_thread {
+            Target::thread(pid)
+        } else {
+            Target::process(pid)
+        };
+        let id = self.watcher.add(target).unwrap();
         let identity = self.watcher.identity(id).unwrap();
         assert_eq!(identity.pid, Some(pid));
+        if as_thread {
+            assert_eq!(identity.tid, Some(pid));
+        }
         assert_eq!(
             identity.inode, inode,
             "watcher opened another task for PID {pid}"
@@ -308,6 +322,9 @@ impl Torture {
             .get_mut(&event.target)
             .unwrap_or_else(|| panic!("event for an unknown target: {event:?}"));
         assert_eq!(event.identity.pid, Some(worker.pid), "{event:?}");
+        if event.identity.kind == TargetKind::Thread {
+            assert_eq!(event.identity.tid, Some(worker.pid), "{event:?}");
+        }
         assert_eq!(event.identity.inode, worker.inode, "{event:?}");
 
         let own = worker.pidfd.as_ref().expect("events after the last one");
@@ -454,7 +471,7 @@ fn pid_reuse_torture() {
 
     // Sentinels live through the whole run; none may be reported early.
     for _ in 0..4 {
-        torture.spawn(Duration::ZERO, None);
+        torture.spawn(Duration::ZERO, None, false);
     }
     let sentinels: Vec<TargetId> = torture.workers.keys().copied().collect();
 
@@ -466,7 +483,8 @@ fn pid_reuse_torture() {
                 _ => Duration::from_micros(rng.below(2000)),
             };
             let code = (torture.tally.forks % 250) as i32 + 1;
-            torture.spawn(lifetime, Some(code));
+            let as_thread = torture.threads && rng.below(4) == 0;
+            torture.spawn(lifetime, Some(code), as_thread);
         }
         let reaped = torture.reap_ready();
         let events = torture.drain(Duration::ZERO);
