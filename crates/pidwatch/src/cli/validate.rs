@@ -134,8 +134,9 @@ fn check(kind: Kind, id: PidInode, own_pid: u32, procfs: bool) -> Result<(), Fai
             )));
         }
         Ok(Some(_)) => {}
-        // The pidfd is open, so the task exists: /proc hides it (hidepid).
-        Ok(None) | Err(_) if procfs => {
+        // The task exists unless it was reaped just now (POLLHUP on its
+        // pidfd), so /proc hides it (hidepid).
+        Ok(None) | Err(_) if procfs && !reaped(&task.pidfd) => {
             // Kernel threads are kthreadd (PID 2, parent 0) and its children.
             if task.ppid.is_none_or(|ppid| ppid == 0 || ppid == 2) {
                 eprintln!(
@@ -154,8 +155,13 @@ fn check(kind: Kind, id: PidInode, own_pid: u32, procfs: bool) -> Result<(), Fai
         }
     }
 
-    drop(task.pidfd);
     Ok(())
+}
+
+/// Returns true when the task behind `pidfd` has been reaped (Linux 6.9
+/// reports `POLLHUP`; older kernels never do).
+fn reaped(pidfd: &OwnedFd) -> bool {
+    sys::readiness(pidfd).is_ok_and(|readiness| readiness.hangup)
 }
 
 /// Opens the task behind `id.pid` and reads its thread group. Returns
