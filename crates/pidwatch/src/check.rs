@@ -269,7 +269,13 @@ impl Subjects {
         status: Option<ExitStatus>,
     ) -> Vec<Expectation<'a>> {
         vec![
-            (self.process_target, "watcher: process", kinds, status, false),
+            (
+                self.process_target,
+                "watcher: process",
+                kinds,
+                status,
+                false,
+            ),
             (
                 self.leader_target,
                 "watcher: leader thread",
@@ -709,13 +715,23 @@ fn premature_leader_exit(run: &mut Run) -> std::io::Result<()> {
     run.expect_info("process pidfd", subjects.process.as_ref(), None)?;
 
     kill_and_wait(run, &helper)?;
-        run.expect_poll("leader PIDFD_THREAD pidfd", subjects.leader.as_ref(), EXITED, true)?;
+    run.expect_poll(
+        "leader PIDFD_THREAD pidfd",
+        subjects.leader.as_ref(),
+        EXITED,
+        true,
+    )?;
 
     run.step("reaped");
     helper.reap()?;
     let reaped = run.reaped();
     run.expect_poll("process pidfd", subjects.process.as_ref(), reaped, false)?;
-    run.expect_poll("leader PIDFD_THREAD pidfd", subjects.leader.as_ref(), reaped, true)?;
+    run.expect_poll(
+        "leader PIDFD_THREAD pidfd",
+        subjects.leader.as_ref(),
+        reaped,
+        true,
+    )?;
     run.expect_poll(
         "subthread PIDFD_THREAD pidfd",
         controller_fd.as_ref(),
@@ -723,8 +739,16 @@ fn premature_leader_exit(run: &mut Run) -> std::io::Result<()> {
         false,
     )?;
     run.expect_info("process pidfd", subjects.process.as_ref(), killed())?;
-    run.expect_info("leader PIDFD_THREAD pidfd", subjects.leader.as_ref(), killed())?;
-    run.expect_info("subthread PIDFD_THREAD pidfd", controller_fd.as_ref(), killed())?;
+    run.expect_info(
+        "leader PIDFD_THREAD pidfd",
+        subjects.leader.as_ref(),
+        killed(),
+    )?;
+    run.expect_info(
+        "subthread PIDFD_THREAD pidfd",
+        controller_fd.as_ref(),
+        killed(),
+    )?;
 
     let both = [EventKind::Exited, EventKind::Reaped];
     let mut expected = subjects.group_events(&both, killed());
@@ -766,7 +790,11 @@ fn exec_scenario(run: &mut Run, leader_exits_first: bool) -> std::io::Result<()>
     run.expect_readable("old TID PIDFD_THREAD pidfd", old_fd.as_ref(), reaped)?;
     run.expect_quiet("leader PIDFD_THREAD pidfd", subjects.leader.as_ref(), true)?;
     run.expect_poll("process pidfd", subjects.process.as_ref(), QUIET, false)?;
-    run.expect_info("old TID PIDFD_THREAD pidfd", old_fd.as_ref(), exited_with(0))?;
+    run.expect_info(
+        "old TID PIDFD_THREAD pidfd",
+        old_fd.as_ref(),
+        exited_with(0),
+    )?;
     run.expect_info("process pidfd", subjects.process.as_ref(), None)?;
     let both = [EventKind::Exited, EventKind::Reaped];
     run.expect_events(
@@ -776,16 +804,30 @@ fn exec_scenario(run: &mut Run, leader_exits_first: bool) -> std::io::Result<()>
     run.expect_no_events(&mut subjects.watcher, Some(subjects.leader_target))?;
 
     kill_and_wait(run, &helper)?;
-    run.expect_poll("leader PIDFD_THREAD pidfd", subjects.leader.as_ref(), EXITED, true)?;
+    run.expect_poll(
+        "leader PIDFD_THREAD pidfd",
+        subjects.leader.as_ref(),
+        EXITED,
+        true,
+    )?;
     run.expect_info("leader PIDFD_THREAD pidfd", subjects.leader.as_ref(), None)?;
     let expected = subjects.group_events(&[EventKind::Exited], None);
     run.expect_events(&mut subjects.watcher, &expected)?;
 
     run.step("reaped");
     helper.reap()?;
-    run.expect_poll("leader PIDFD_THREAD pidfd", subjects.leader.as_ref(), reaped, true)?;
+    run.expect_poll(
+        "leader PIDFD_THREAD pidfd",
+        subjects.leader.as_ref(),
+        reaped,
+        true,
+    )?;
     run.expect_poll("process pidfd", subjects.process.as_ref(), reaped, false)?;
-    run.expect_info("leader PIDFD_THREAD pidfd", subjects.leader.as_ref(), killed())?;
+    run.expect_info(
+        "leader PIDFD_THREAD pidfd",
+        subjects.leader.as_ref(),
+        killed(),
+    )?;
     run.expect_info("process pidfd", subjects.process.as_ref(), killed())?;
     let expected = subjects.group_events(&[EventKind::Reaped], killed());
     run.expect_events(&mut subjects.watcher, &expected)
@@ -825,7 +867,12 @@ fn subthread_exit(run: &mut Run) -> std::io::Result<()> {
     kill_and_wait(run, &helper)?;
     run.step("reaped");
     helper.reap()?;
-    run.expect_poll("leader PIDFD_THREAD pidfd", subjects.leader.as_ref(), reaped, true)?;
+    run.expect_poll(
+        "leader PIDFD_THREAD pidfd",
+        subjects.leader.as_ref(),
+        reaped,
+        true,
+    )?;
     let expected = subjects.group_events(&both, killed());
     run.expect_events(&mut subjects.watcher, &expected)
 }
@@ -843,7 +890,12 @@ fn plain_scenario(run: &mut Run, end: &str, status: Option<ExitStatus>) -> std::
     if !helper.wait_exited(Duration::from_secs(10))? {
         return Err(std::io::Error::other("the helper did not exit within 10 s"));
     }
-    run.expect_poll("leader PIDFD_THREAD pidfd", subjects.leader.as_ref(), EXITED, true)?;
+    run.expect_poll(
+        "leader PIDFD_THREAD pidfd",
+        subjects.leader.as_ref(),
+        EXITED,
+        true,
+    )?;
     run.expect_info("process pidfd", subjects.process.as_ref(), None)?;
 
     run.step("reaped");
@@ -857,7 +909,12 @@ fn plain_scenario(run: &mut Run, end: &str, status: Option<ExitStatus>) -> std::
         false,
     );
     run.expect_poll("process pidfd", subjects.process.as_ref(), reaped, false)?;
-    run.expect_poll("leader PIDFD_THREAD pidfd", subjects.leader.as_ref(), reaped, true)?;
+    run.expect_poll(
+        "leader PIDFD_THREAD pidfd",
+        subjects.leader.as_ref(),
+        reaped,
+        true,
+    )?;
     run.expect_info("process pidfd", subjects.process.as_ref(), status)?;
 
     let expected = subjects.group_events(&both, status);

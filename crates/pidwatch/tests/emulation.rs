@@ -56,7 +56,11 @@ fn explore(rule: Rule) -> (Vec<KernelState>, Vec<(usize, usize)>) {
 /// since an exec by a subthread hands it to the exec'ing thread.
 fn tgid(state: &KernelState) -> PidIndex {
     if let Some(pid) = state.pid_of(state.leader()) {
-        assert_eq!(pid, PidIndex(0), "the leader holds another pid in {state:?}");
+        assert_eq!(
+            pid,
+            PidIndex(0),
+            "the leader holds another pid in {state:?}"
+        );
     }
     PidIndex(0)
 }
@@ -130,7 +134,10 @@ fn targets(state: &KernelState) -> Vec<(PidIndex, TargetKind, bool)> {
 
 fn check_regime(regime: Regime, rule: Rule) {
     let (states, edges) = explore(rule);
-    assert!(states.len() > 50, "the exploration is too small to mean much");
+    assert!(
+        states.len() > 50,
+        "the exploration is too small to mean much"
+    );
 
     let mut mismatches = Vec::new();
     for state in &states {
@@ -211,5 +218,8 @@ fn trusting_the_legacy_kernel_is_caught() {
         observed(Plan::OwnPidfd, Rule::Legacy, state, pid, TargetKind::Thread).readable
             != promised(state, pid, TargetKind::Thread).readable
     });
-    assert!(caught, "the legacy rule should differ on a leader's thread pidfd");
+    assert!(
+        caught,
+        "the legacy rule should differ on a leader's thread pidfd"
+    );
 }

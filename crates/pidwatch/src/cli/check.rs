@@ -251,7 +251,9 @@ fn print_features(probes: &[Probe], fix: &Result<bool, String>) {
         if fix == &Ok(true) { "yes" } else { "no" }.to_owned(),
         match fix {
             Ok(true) => String::new(),
-            Ok(false) => "a leader's PIDFD_THREAD pidfd reports its exit while threads run".to_owned(),
+            Ok(false) => {
+                "a leader's PIDFD_THREAD pidfd reports its exit while threads run".to_owned()
+            }
             Err(reason) => reason.clone(),
         },
     ]);
@@ -279,7 +281,14 @@ fn print_scenarios(reports: &[ScenarioReport], verbose: bool) {
         .collect();
     println!("Leader's PIDFD_THREAD pidfd at each step (kernel: poll revents; pidwatch: watcher events):");
     print_table(
-        &["scenario", "kernel", "pidwatch", "expected", "pidwatch verdict", "kernel verdict"],
+        &[
+            "scenario",
+            "kernel",
+            "pidwatch",
+            "expected",
+            "pidwatch verdict",
+            "kernel verdict",
+        ],
         &rows,
     );
 

@@ -322,7 +322,12 @@ fn probe_thread_group_fix() -> io::Result<bool> {
         // that the new thread owns; the thread runs `block_forever` only.
         // SYS_exit ends only the calling thread, the leader.
         unsafe {
-            libc::clone(block_forever, stack_top as *mut libc::c_void, flags, std::ptr::null_mut());
+            libc::clone(
+                block_forever,
+                stack_top as *mut libc::c_void,
+                flags,
+                std::ptr::null_mut(),
+            );
             libc::syscall(libc::SYS_exit, 0);
             libc::_exit(0);
         }

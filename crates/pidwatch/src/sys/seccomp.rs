@@ -110,7 +110,12 @@ impl Sandbox {
 
         // Calls through another ABI (x32, i386 on x86_64) use other numbers.
         program.load(OFFSET_ARCH);
-        program.push(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 1, 0, AUDIT_ARCH);
+        program.push(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            1,
+            0,
+            AUDIT_ARCH,
+        );
         program.ret(libc::SECCOMP_RET_ALLOW);
         program.load(OFFSET_NR);
 
@@ -400,9 +405,8 @@ mod tests {
                     Err(_) => 100,
                     Ok(()) => {
                         // SAFETY: raw pidfd_open with integer arguments.
-                        let fd = unsafe {
-                            libc::syscall(libc::SYS_pidfd_open, libc::getpid(), flags)
-                        };
+                        let fd =
+                            unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), flags) };
                         if fd >= 0 {
                             101
                         } else {

@@ -183,6 +183,7 @@ impl Builder {
                 strict: self.strict,
                 reaps_visible: Features::get().has(Feature::PollHupAfterReap),
                 warned_nofile: false,
+                spare: poll::Spare::new(),
             },
         })
     }
@@ -466,12 +467,19 @@ impl Watcher {
         let Some(polled) = entry.opened.polled else {
             return Ok(());
         };
-        let observed = polled.observe().map_err(|err| {
-            Error::io(
-                format!("reading /proc/{}/stat for {}", polled.number, entry.opened.identity),
-                err,
-            )
-        })?;
+        let observed = self
+            .context
+            .spare
+            .retry(|| polled.observe())
+            .map_err(|err| {
+                Error::io(
+                    format!(
+                        "reading /proc/{}/stat for {}",
+                        polled.number, entry.opened.identity
+                    ),
+                    err,
+                )
+            })?;
         let now = SystemTime::now();
 
         if observed != Observed::Alive && !entry.exited {
@@ -517,7 +525,12 @@ impl Watcher {
             None
         } else {
             let interval = poll::next_interval(cost, self.max_poll_interval);
-            tracing::trace!(targets = self.polled.len(), ?cost, ?interval, "polling round");
+            tracing::trace!(
+                targets = self.polled.len(),
+                ?cost,
+                ?interval,
+                "polling round"
+            );
             Some(Instant::now() + interval)
         };
         Ok(())

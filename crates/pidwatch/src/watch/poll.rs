@@ -8,6 +8,7 @@
 //! watcher's maximum.
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use crate::sys::procfs::{self, TaskStat};
@@ -85,6 +86,40 @@ impl Polled {
             Scope::Group => Observed::Alive,
             Scope::Thread if stat.is_dead() => Observed::Reaped,
             Scope::Thread => Observed::Alive,
+        }
+    }
+}
+
+/// One descriptor held back so that `/proc` can still be read when the
+/// descriptor limit is reached: pidfds for targets added at the limit are
+/// refused, and the targets are then polled through `/proc`, which needs a
+/// descriptor for each read.
+pub(crate) struct Spare(Option<OwnedFd>);
+
+impl Spare {
+    pub fn new() -> Self {
+        Spare(Spare::open())
+    }
+
+    fn open() -> Option<OwnedFd> {
+        use rustix::fs::{Mode, OFlags};
+        rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).ok()
+    }
+
+    /// Runs `read`; if it fails with `EMFILE`, frees the spare descriptor,
+    /// runs it again, and takes the spare back.
+    pub fn retry<T>(&mut self, read: impl Fn() -> io::Result<T>) -> io::Result<T> {
+        match read() {
+            Err(err) if err.raw_os_error() == Some(libc::EMFILE) && self.0.is_some() => {
+                self.0 = None;
+                let result = read();
+                self.0 = Spare::open();
+                if self.0.is_none() {
+                    tracing::warn!("lost the spare descriptor for reading /proc at the limit");
+                }
+                result
+            }
+            result => result,
         }
     }
 }

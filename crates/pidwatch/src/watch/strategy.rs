@@ -226,7 +226,10 @@ mod tests {
         use TargetKind::{Process, Thread};
         let table = [
             (Regime::Fixed, [OwnPidfd, OwnPidfd, OwnPidfd]),
-            (Regime::LegacyThreadPidfd, [OwnPidfd, ProcessPidfd, OwnPidfd]),
+            (
+                Regime::LegacyThreadPidfd,
+                [OwnPidfd, ProcessPidfd, OwnPidfd],
+            ),
             (Regime::NoThreadPidfd, [OwnPidfd, ProcessPidfd, PollThread]),
             (Regime::NoPidfd, [PollProcess, PollProcess, PollThread]),
         ];

@@ -6,7 +6,7 @@ use std::process::Child;
 
 use serde::Serialize;
 
-use super::poll::{Polled, Scope};
+use super::poll::{Polled, Scope, Spare};
 use super::strategy::{plan, Plan, Regime};
 use super::Source;
 use crate::error::{Error, Result};
@@ -145,6 +145,8 @@ pub(crate) struct Context {
     /// Whether the watcher has already warned that it polls for lack of
     /// descriptors.
     pub warned_nofile: bool,
+    /// The descriptor kept back for `/proc` reads at the limit.
+    pub spare: Spare,
 }
 
 impl Context {
@@ -195,22 +197,27 @@ fn own_pidfd(pidfd: OwnedFd, identity: Identity) -> OpenTarget {
 fn open_process(requested: PidInode, context: &mut Context) -> Result<OpenTarget> {
     let regime = context.regime(false);
     if plan(regime, TargetKind::Process, true) == Plan::PollProcess {
-        return poll_process(requested, TargetKind::Process);
+        return poll_process(requested, TargetKind::Process, context);
     }
     match open_pinned(requested, PidfdFlags::empty(), "PID", context)? {
         Some(pidfd) => {
             let identity = identify(&pidfd, TargetKind::Process, Some(requested));
             Ok(own_pidfd(pidfd, identity))
         }
-        None => poll_process(requested, TargetKind::Process),
+        None => poll_process(requested, TargetKind::Process, context),
     }
 }
 
 fn open_thread(requested: PidInode, context: &mut Context) -> Result<OpenTarget> {
     let tid = requested.pid;
-    let tgid = sys::procfs::tgid_of(tid)
+    let tgid = context
+        .spare
+        .retry(|| sys::procfs::tgid_of(tid))
         .map_err(|err| Error::io(format!("reading /proc/{tid}/status"), err))?
-        .ok_or(Error::NotFound { what: "TID", id: tid })?;
+        .ok_or(Error::NotFound {
+            what: "TID",
+            id: tid,
+        })?;
     let leader = tgid == tid;
     let regime = context.regime(leader);
 
@@ -275,7 +282,9 @@ fn open_thread(requested: PidInode, context: &mut Context) -> Result<OpenTarget>
 /// stand-in, found through the PID that the pidfd's fdinfo shows.
 fn open_thread_pidfd(pidfd: OwnedFd, context: &mut Context) -> Result<OpenTarget> {
     let identity = identify(&pidfd, TargetKind::Thread, None);
-    let tid = identity.tid.or_else(|| sys::procfs::pidfd_pid(pidfd.as_fd()).ok().flatten());
+    let tid = identity
+        .tid
+        .or_else(|| sys::procfs::pidfd_pid(pidfd.as_fd()).ok().flatten());
     let leader = tid.is_some() && tid == identity.pid;
     let Some(tid) = tid.filter(|_| leader) else {
         return Ok(own_pidfd(pidfd, identity));
@@ -304,24 +313,42 @@ fn open_thread_pidfd(pidfd: OwnedFd, context: &mut Context) -> Result<OpenTarget
 }
 
 /// Watches a thread group by polling `/proc`.
-fn poll_process(requested: PidInode, kind: TargetKind) -> Result<OpenTarget> {
+fn poll_process(
+    requested: PidInode,
+    kind: TargetKind,
+    context: &mut Context,
+) -> Result<OpenTarget> {
     let pid = requested.pid;
-    refuse_inode(requested, if kind == TargetKind::Thread { "TID" } else { "PID" })?;
+    refuse_inode(
+        requested,
+        if kind == TargetKind::Thread {
+            "TID"
+        } else {
+            "PID"
+        },
+    )?;
 
-    let (polled, _) = Polled::read(pid, Scope::Group)
+    let (polled, _) = context
+        .spare
+        .retry(|| Polled::read(pid, Scope::Group))
         .map_err(|err| Error::io(format!("reading /proc/{pid}/stat"), err))?
         .ok_or(Error::NotFound {
             what: "PID",
             id: pid,
         })?;
-    match sys::procfs::tgid_of(pid) {
+    match context.spare.retry(|| sys::procfs::tgid_of(pid)) {
         Ok(Some(tgid)) if tgid != pid && kind == TargetKind::Process => {
             return Err(Error::NotAProcess {
                 tid: pid,
                 tgid: Some(tgid),
             })
         }
-        Ok(None) => return Err(Error::NotFound { what: "PID", id: pid }),
+        Ok(None) => {
+            return Err(Error::NotFound {
+                what: "PID",
+                id: pid,
+            })
+        }
         _ => {}
     }
 
@@ -350,22 +377,34 @@ fn poll_thread(
     context: &mut Context,
 ) -> Result<OpenTarget> {
     if leader {
-        return poll_process(requested, TargetKind::Thread);
+        return poll_process(requested, TargetKind::Thread, context);
     }
     let tid = requested.pid;
     refuse_inode(requested, "TID")?;
 
-    let read = |tid| {
-        Polled::read(tid, Scope::Thread)
+    let read = |spare: &mut Spare| {
+        spare
+            .retry(|| Polled::read(tid, Scope::Thread))
             .map_err(|err| Error::io(format!("reading /proc/{tid}/stat"), err))?
-            .ok_or(Error::NotFound { what: "TID", id: tid })
+            .ok_or(Error::NotFound {
+                what: "TID",
+                id: tid,
+            })
     };
-    let (polled, _) = read(tid)?;
+    let (polled, _) = read(&mut context.spare)?;
 
     // The group's pidfd, then a second read: if the thread's start time is
     // unchanged, the pidfd was opened while the thread lived in that group.
     let group = if context.regime(false) >= Regime::NoThreadPidfd {
-        match open_pinned(PidInode { pid: tgid, inode: None }, PidfdFlags::empty(), "PID", context) {
+        match open_pinned(
+            PidInode {
+                pid: tgid,
+                inode: None,
+            },
+            PidfdFlags::empty(),
+            "PID",
+            context,
+        ) {
             Ok(group) => group,
             Err(err) if err.is_gone() => None,
             Err(err) => return Err(err),
@@ -373,9 +412,12 @@ fn poll_thread(
     } else {
         None
     };
-    let (again, _) = read(tid)?;
+    let (again, _) = read(&mut context.spare)?;
     if again != polled {
-        return Err(Error::NotFound { what: "TID", id: tid });
+        return Err(Error::NotFound {
+            what: "TID",
+            id: tid,
+        });
     }
 
     Ok(OpenTarget {
@@ -405,7 +447,9 @@ fn refuse_inode(requested: PidInode, what: &'static str) -> Result<()> {
             "checking a PID:INODE"
         },
         since: Feature::PidfsInode.since(),
-        reason: "this target is watched through /proc, which has no pidfs inode; give the number alone".to_owned(),
+        reason:
+            "this target is watched through /proc, which has no pidfs inode; give the number alone"
+                .to_owned(),
     })
 }
 
@@ -474,8 +518,9 @@ fn open_pinned(
                 return Err(Error::Unsupported {
                     capability: "checking a PID:INODE",
                     since: Feature::PidfsInode.since(),
-                    reason: "pidfds are anonymous inodes on this kernel, so an inode cannot be checked"
-                        .to_owned(),
+                    reason:
+                        "pidfds are anonymous inodes on this kernel, so an inode cannot be checked"
+                            .to_owned(),
                 })
             }
             Err(err) if err.raw_os_error() == Some(libc::EMFILE) && !raised => {
