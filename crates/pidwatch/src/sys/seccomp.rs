@@ -6,8 +6,8 @@
 //! `fork`, and [`Filter::install`] loads it in the child with two system
 //! calls, which is safe between `fork` and `exec` (for example in
 //! [`std::os::unix::process::CommandExt::pre_exec`]). A filter survives
-//! `execve` and is inherited by every child, so a whole `pidwatch` run sees
-//! the older kernel.
+//! `execve` and is inherited by every child, so a whole `pidwatch` run
+//! meets the older kernel's behaviour.
 //!
 //! The features that live inside the kernel and not at the system-call
 //! boundary (`POLLHUP` after reap, pidfs inodes) cannot be taken away this
@@ -52,7 +52,7 @@ const fn arg_low(index: u32) -> u32 {
     16 + 8 * index
 }
 
-/// Which pidfd features to deny, and how.
+/// A set of pidfd features to deny, each with its error.
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub struct Sandbox {
     /// Fail `pidfd_open`, `pidfd_send_signal` and `pidfd_getfd` with this

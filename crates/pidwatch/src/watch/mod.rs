@@ -109,7 +109,7 @@ pub struct Event {
     pub time: SystemTime,
 }
 
-/// A watched target and what the watcher knows of it.
+/// A watched target and its state in the watcher.
 struct Entry {
     opened: OpenTarget,
     exited: bool,
@@ -594,7 +594,7 @@ fn exit_status(opened: &OpenTarget, readiness: Readiness) -> Option<ExitStatus> 
 }
 
 /// The epoll descriptor of the watcher. It becomes readable when a target
-/// may have an event; an event loop (tokio's `AsyncFd`, for example) can
+/// may have an event. An event loop (tokio's `AsyncFd`, for example) can
 /// wait on it and then call [`Watcher::next_event`] with a zero timeout.
 impl AsFd for Watcher {
     fn as_fd(&self) -> BorrowedFd<'_> {

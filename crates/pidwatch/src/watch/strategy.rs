@@ -1,7 +1,7 @@
 //! Kernel regimes, and how the watcher watches each kind of target in each.
 //!
-//! The promise is the Linux 6.15 semantics everywhere: a process target
-//! exits when its whole thread group has exited; a thread target exits when
+//! The promise is the Linux 6.15 semantics everywhere. A process target
+//! exits when its whole thread group has exited. A thread target exits when
 //! its thread exits, except that a thread-group leader watched as a thread
 //! exits only with its group, and not at all when a subthread's `execve`
 //! takes over its PID.
@@ -26,7 +26,7 @@ use crate::sys::{Feature, Features};
 
 use super::TargetKind;
 
-/// What the running kernel offers for exit notification, from the oldest
+/// The exit-notification capabilities of a kernel, ordered from the oldest
 /// regime to the newest.
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -105,9 +105,9 @@ impl Regime {
         }
     }
 
-    /// Maps the thread-group probe's answer to a regime. When the probe
-    /// could not run, the legacy strategy is the safe choice: it is correct
-    /// on a fixed kernel too.
+    /// Maps the thread-group probe's result to a regime. When the probe
+    /// could not run, the legacy strategy is the safe choice, because it is
+    /// correct on a fixed kernel too.
     pub(crate) fn with_fix(fix: std::result::Result<bool, String>) -> Regime {
         match fix {
             Ok(true) => Regime::Fixed,
@@ -174,7 +174,7 @@ impl std::str::FromStr for Regime {
     }
 }
 
-/// How one target is watched.
+/// The strategy for one target.
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
@@ -193,8 +193,8 @@ pub enum Plan {
     PollProcess,
 }
 
-/// Returns how to watch a target of `kind` in `regime`; `leader` says
-/// whether the target's number is a thread-group ID.
+/// Returns the strategy for a target of `kind` in `regime`. `leader` is
+/// true when the target's number is a thread-group ID.
 pub fn plan(regime: Regime, kind: TargetKind, leader: bool) -> Plan {
     match (regime, kind, leader) {
         (Regime::Fixed, _, _) => Plan::OwnPidfd,

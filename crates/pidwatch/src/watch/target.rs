@@ -111,7 +111,7 @@ pub(crate) struct OpenTarget {
     pub identity: Identity,
     /// The target's own pidfd, when it has one.
     pub pidfd: Option<OwnedFd>,
-    /// A process pidfd that stands in for the target's own in epoll
+    /// A process pidfd registered in epoll in place of the target's own
     /// ([`Plan::ProcessPidfd`]), or that reports the group's exit for a
     /// polled thread ([`Plan::PollThread`]).
     pub stand_in: Option<OwnedFd>,
@@ -134,7 +134,7 @@ impl OpenTarget {
     }
 }
 
-/// What the watcher tells [`open`] about itself.
+/// The watcher settings and state that [`open`] uses.
 pub(crate) struct Context {
     /// The regime the watcher was asked for, or `None` to use the kernel's.
     pub forced: Option<Regime>,
@@ -150,8 +150,8 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    /// Returns the regime for a target; the thread-group probe runs only
-    /// when the answer depends on it.
+    /// Returns the regime for a target. The thread-group probe runs only
+    /// when the result depends on it.
     fn regime(&self, leader_thread: bool) -> Regime {
         if let Some(regime) = self.forced {
             return regime;
@@ -306,8 +306,8 @@ fn open_thread_pidfd(pidfd: OwnedFd, context: &mut Context) -> Result<OpenTarget
             plan: Plan::ProcessPidfd,
             source: Source::Verified,
         }),
-        // Gone, or no descriptor left: the caller's pidfd still tells when
-        // the leader is reaped.
+        // Gone, or no descriptor left: the caller's pidfd still reports the
+        // leader's reap.
         Ok(None) | Err(_) => Ok(own_pidfd(pidfd, identity)),
     }
 }
@@ -435,7 +435,7 @@ fn poll_thread(
     })
 }
 
-/// A `PID:INODE` cannot be checked without a pidfd.
+/// Rejects a `PID:INODE` target, whose inode cannot be checked without a pidfd.
 fn refuse_inode(requested: PidInode, what: &'static str) -> Result<()> {
     if requested.inode.is_none() {
         return Ok(());
@@ -471,9 +471,9 @@ fn with_reap_watch(mut opened: OpenTarget, context: &Context) -> OpenTarget {
     };
 
     // The pidfd was opened first; if it is still quiet after /proc was
-    // read, the stat belongs to the task it names. A zombie cannot be told
-    // from a reaped task here (no POLLHUP), so a zombie that /proc shows
-    // under this PID is taken to be ours.
+    // read, the stat belongs to the task it names. Without POLLHUP a zombie
+    // and a reaped task look alike on the pidfd, so a zombie that /proc
+    // shows under this PID is taken to be ours.
     // NOTE: a PID reused by a task that is itself a zombie by the time of
     // this read would be mistaken for the target; this needs a reap and a
     // full PID wrap inside one registration.
