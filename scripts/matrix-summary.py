@@ -13,8 +13,8 @@ import os
 import re
 import sys
 
-BEGIN = re.compile(r"^=== pidwatch-matrix begin (\S+)\s*$")
-END = re.compile(r"^=== pidwatch-matrix end (\S+) (\d+)\s*$")
+BEGIN = re.compile(r"=== pidwatch-matrix begin (\S+)\s*$")
+END = re.compile(r"=== pidwatch-matrix end (\S+) (\d+)\s*$")
 
 # pidwatch exits 2 when a forced regime is newer than the kernel offers.
 UNSUPPORTED = 2
@@ -27,7 +27,7 @@ def parse(path):
     with open(path, encoding="utf-8", errors="replace") as log:
         for raw in log:
             line = raw.rstrip("\r\n")
-            begin, end = BEGIN.match(line), END.match(line)
+            begin, end = BEGIN.search(line), END.search(line)
             if begin:
                 label, lines = begin.group(1), []
             elif end and label == end.group(1):
