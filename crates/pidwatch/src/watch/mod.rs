@@ -285,10 +285,13 @@ impl Watcher {
     /// Stops watching a target and returns its pidfd, or `None` when the
     /// target is unknown, already finished, or watched without a pidfd of
     /// its own.
+    ///
+    /// Events still queued for the target are dropped, even for a finished
+    /// target, so none is returned after this call.
     pub fn remove(&mut self, id: TargetId) -> Option<OwnedFd> {
+        self.pending.retain(|event| event.target != id);
         let entry = self.targets.remove(&id)?;
         self.deregister(id, &entry);
-        self.pending.retain(|event| event.target != id);
         entry.opened.pidfd
     }
 
