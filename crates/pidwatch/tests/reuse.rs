@@ -19,13 +19,14 @@
 //!
 //! `PIDWATCH_FULL=1` runs 100,000 exits; the default is 4,000.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::fd::OwnedFd;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pidwatch::sys::{self, procfs, Feature, Features, PidInode, PidfdFlags};
-use pidwatch::{Error, Event, EventKind, Target, TargetId, TargetKind, Watcher};
+use pidwatch::watch::Regime;
+use pidwatch::{Error, Event, EventKind, Source, Target, TargetId, TargetKind, Watcher};
 
 /// Set in the environment of the copy of this binary that runs as PID 1 of
 /// the new namespace.
@@ -217,10 +218,14 @@ struct Tally {
     added_as_zombie: u64,
     stale_rejected: u64,
     start_time_collisions: u64,
+    /// Events per `Source` name.
+    sources: BTreeMap<&'static str, u64>,
 }
 
 struct Torture {
     watcher: Watcher,
+    /// The regime the watcher was forced into, if any.
+    regime: Option<Regime>,
     workers: HashMap<TargetId, Worker>,
     unreaped: HashMap<u32, TargetId>,
     /// The latest worker that had each PID, and the one before it.
@@ -235,9 +240,10 @@ struct Torture {
 }
 
 impl Torture {
-    fn new() -> Torture {
+    fn new(watcher: Watcher, regime: Option<Regime>) -> Torture {
         Torture {
-            watcher: Watcher::new().unwrap(),
+            watcher,
+            regime,
             workers: HashMap::new(),
             unreaped: HashMap::new(),
             holder: HashMap::new(),
@@ -290,10 +296,13 @@ impl Torture {
         if as_thread {
             assert_eq!(identity.tid, Some(pid));
         }
-        assert_eq!(
-            identity.inode, inode,
-            "watcher opened another task for PID {pid}"
-        );
+        if let Some(watched) = identity.inode {
+            assert_eq!(
+                Some(watched),
+                inode,
+                "watcher opened another task for PID {pid}"
+            );
+        }
 
         let previous = self.unreaped.insert(pid, id);
         assert!(previous.is_none(), "PID {pid} reused before its reap");
@@ -325,7 +334,16 @@ impl Torture {
         if event.identity.kind == TargetKind::Thread {
             assert_eq!(event.identity.tid, Some(worker.pid), "{event:?}");
         }
-        assert_eq!(event.identity.inode, worker.inode, "{event:?}");
+        // A polled target has no pidfd, so no inode: its identity is the
+        // start time the watcher read when it was added.
+        match event.identity.inode {
+            Some(inode) => assert_eq!(Some(inode), worker.inode, "{event:?}"),
+            None => assert_eq!(event.source, Source::Polled, "{event:?}"),
+        }
+        *self.tally.sources.entry(event.source.name()).or_default() += 1;
+        if self.regime == Some(Regime::NoPidfd) {
+            assert_eq!(event.source, Source::Polled, "{event:?}");
+        }
 
         let own = worker.pidfd.as_ref().expect("events after the last one");
         assert!(
@@ -418,7 +436,8 @@ impl Torture {
     /// Adds an exited worker again by `PID:INODE` while its PID names a
     /// newer worker: the watcher must reject it as exited.
     fn check_stale(&mut self, rng: &mut Rng) {
-        if !self.pidfs || self.unreaped.is_empty() {
+        // PID:INODE needs pidfds, so a watcher without them rejects it.
+        if !self.pidfs || self.unreaped.is_empty() || self.regime == Some(Regime::NoPidfd) {
             return;
         }
         let live: Vec<u32> = self.unreaped.keys().copied().collect();
@@ -457,17 +476,68 @@ impl Torture {
 
 #[test]
 fn pid_reuse_torture() {
+    torture("pid_reuse_torture", None, 4_000, 100_000);
+}
+
+#[test]
+fn pid_reuse_torture_legacy_regime() {
+    torture(
+        "pid_reuse_torture_legacy_regime",
+        Some(Regime::LegacyThreadPidfd),
+        1_000,
+        25_000,
+    );
+}
+
+#[test]
+fn pid_reuse_torture_no_thread_pidfd_regime() {
+    torture(
+        "pid_reuse_torture_no_thread_pidfd_regime",
+        Some(Regime::NoThreadPidfd),
+        1_000,
+        25_000,
+    );
+}
+
+#[test]
+fn pid_reuse_torture_polled() {
+    torture(
+        "pid_reuse_torture_polled",
+        Some(Regime::NoPidfd),
+        1_000,
+        25_000,
+    );
+}
+
+/// Runs the torture as test `test`, with the watcher forced into `regime`
+/// when one is given, for `reduced` exits (or `full` with `PIDWATCH_FULL`).
+fn torture(test: &str, regime: Option<Regime>, reduced: u64, full: u64) {
     if std::env::var_os(INNER_VAR).is_none() {
-        run_in_pid_namespace("pid_reuse_torture");
+        run_in_pid_namespace(test);
         return;
     }
-    if !enter_namespace("pid_reuse_torture") {
+    if !enter_namespace(test) {
         return;
     }
-    let exits: u64 = if full_run() { 100_000 } else { 4_000 };
+    let mut builder = Watcher::builder();
+    if let Some(regime) = regime {
+        builder = builder.regime(regime);
+    }
+    let watcher = match builder.build() {
+        Ok(watcher) => watcher,
+        Err(err) => {
+            eprintln!("skipped: {test}: {err}");
+            return;
+        }
+    };
+    let exits: u64 = if full_run() { full } else { reduced };
     let mut rng = Rng::from_env();
-    let mut torture = Torture::new();
+    let mut torture = Torture::new(watcher, regime);
     let started = Instant::now();
+
+    // Start after the first pass through the PID space, so that every
+    // worker takes a PID that an earlier process had.
+    wrap_pid_space();
 
     // Sentinels live through the whole run; none may be reported early.
     for _ in 0..4 {
@@ -527,15 +597,16 @@ fn pid_reuse_torture() {
         tally.pid_reuses > exits / 2,
         "PIDs were not reused often enough to test anything: {tally:?}"
     );
-    if torture.pidfs {
+    if torture.pidfs && regime != Some(Regime::NoPidfd) {
         assert!(
             tally.stale_rejected > 0,
             "no stale PID:INODE checked: {tally:?}"
         );
     }
     println!(
-        "{workers} exits in {:.1?}, pid_max {NAMESPACE_PID_MAX}: {tally:?}",
-        started.elapsed()
+        "{workers} exits in {:.1?}, pid_max {NAMESPACE_PID_MAX}, regime {}: {tally:?}",
+        started.elapsed(),
+        regime.map_or("native".to_owned(), |regime| regime.to_string())
     );
 }
 
