@@ -10,6 +10,10 @@
 //! - At the end, every target that was not removed has yielded `Exited`,
 //!   and `Reaped` on kernels that report reaps (Linux 6.9).
 //!
+//! Each script runs on the kernel's own regime or on an older one forced
+//! on the watcher, where leaders go through process pidfds and targets
+//! without a pidfd are polled in `/proc`.
+//!
 //! `PIDWATCH_FULL=1` runs 256 scripts; the default is 16.
 
 mod common;
@@ -21,6 +25,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use pidwatch::sys::{Feature, Features};
+use pidwatch::watch::Regime;
 use pidwatch::{Event, EventKind, Target, TargetId, Watcher};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -269,6 +274,16 @@ impl Script {
     }
 }
 
+/// The kernel's own regime, or one of the older ones forced on the watcher.
+fn regime() -> impl Strategy<Value = Option<Regime>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(Regime::LegacyThreadPidfd)),
+        Just(Some(Regime::NoThreadPidfd)),
+        Just(Some(Regime::NoPidfd)),
+    ]
+}
+
 fn cases() -> u32 {
     if std::env::var("PIDWATCH_FULL").is_ok_and(|value| value == "1") {
         256
@@ -285,10 +300,21 @@ proptest! {
     })]
 
     #[test]
-    fn watcher_bookkeeping(steps in prop::collection::vec(step(), 1..24)) {
+    fn watcher_bookkeeping(
+        regime in regime(),
+        steps in prop::collection::vec(step(), 1..24),
+    ) {
         let threads_supported = Features::get().has(Feature::PidfdThread);
+        let mut builder = Watcher::builder();
+        if let Some(regime) = regime {
+            builder = builder.regime(regime);
+        }
+        // A regime newer than the kernel's cannot be forced.
+        let Ok(watcher) = builder.build() else {
+            return Ok(());
+        };
         let mut script = Script {
-            watcher: Watcher::new().unwrap(),
+            watcher,
             subjects: Vec::new(),
             by_id: HashMap::new(),
             reaps_visible: Features::get().has(Feature::PollHupAfterReap),
