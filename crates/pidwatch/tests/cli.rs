@@ -50,7 +50,11 @@ fn wait_returns_when_process_exits() {
         elapsed >= Duration::from_millis(900),
         "returned after {elapsed:?}"
     );
-    assert!(stdout(&output).is_empty());
+    let text = stdout(&output);
+    assert!(
+        text.starts_with(&format!("process {} (sleep) has exited", sleeper.id())),
+        "{text}"
+    );
     sleeper.wait().unwrap();
 }
 

@@ -1,14 +1,17 @@
 //! `pidwatch wait`: block until processes and threads exit.
 
-use std::collections::HashSet;
-use std::io::Write;
-use std::time::{Duration, Instant};
+use std::collections::{HashMap, HashSet};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant, SystemTime};
 
-use pidwatch::sys::{Feature, Features, PidInode};
-use pidwatch::{Error, Event, EventKind, Identity, Target, TargetId, TargetKind, Watcher};
+use pidwatch::sys::{self, Feature, Features, PidInode, SignalScope};
+use pidwatch::{Error, Event, EventKind, Identity, Source, Target, TargetId, TargetKind, Watcher};
 
 use super::args::WaitArgs;
-use super::output::{status_text, EventJson};
+use super::output::{Mode, Printer, Watched};
+use super::select::{self, Criteria, Pick};
+use super::signals::{Step, Waiter};
 use super::{Code, Failure};
 
 /// How long `wait` stays after the last exit for the reaps that carry the
@@ -16,7 +19,10 @@ use super::{Code, Failure};
 /// reap it in this time is reported without a status.
 const REAP_GRACE: Duration = Duration::from_secs(1);
 
-/// One target as the user named it.
+/// The exit code of `--exit-status` when the kernel gave no status.
+const STATUS_UNKNOWN: u8 = 255;
+
+/// One target as the user named it on the command line.
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Hash)]
 struct Requested {
     kind: TargetKind,
@@ -43,105 +49,200 @@ impl Requested {
             inode: self.id.inode,
         }
     }
+}
 
-    fn describe(self) -> String {
-        match self.kind {
-            TargetKind::Process => format!("PID {}", self.id),
-            TargetKind::Thread => format!("TID {}", self.id),
-        }
+/// A registered target and what the wait loop tracks about it.
+struct Entry {
+    watched: Watched,
+    /// Whether the timeout signal goes to this target. The threads that
+    /// `--threads` adds are not signalled: their process is.
+    signalled_on_timeout: bool,
+}
+
+/// The targets registered with the watcher.
+struct Targets {
+    watcher: Watcher,
+    entries: HashMap<TargetId, Entry>,
+    /// Targets that had exited before they could be watched (`--exited`).
+    already_exited: usize,
+    /// Process and thread numbers already added, to skip duplicates.
+    seen: HashSet<(TargetKind, PidInode)>,
+}
+
+impl Targets {
+    fn total(&self) -> usize {
+        self.entries.len() + self.already_exited
+    }
+
+    /// Adds a target and reads its command name.
+    fn add(
+        &mut self,
+        target: Target,
+        fallback: Identity,
+        signalled: bool,
+    ) -> Result<TargetId, Error> {
+        let id = self.watcher.add(target)?;
+        let mut identity = self.watcher.identity(id).unwrap_or(fallback);
+        // Before Linux 6.13 a pidfd target's numbers come only from the
+        // request, so keep the ones the CLI knows.
+        identity.pid = identity.pid.or(fallback.pid);
+        identity.tid = identity.tid.or(fallback.tid);
+        let comm = match (self.watcher.pidfd(id), identity.pid) {
+            (Some(pidfd), Some(pid)) => select::command_name(pidfd, pid, identity.tid),
+            (Some(pidfd), None) => identity
+                .tid
+                .and_then(|tid| select::command_name(pidfd, tid, None)),
+            _ => None,
+        };
+        self.entries.insert(
+            id,
+            Entry {
+                watched: Watched {
+                    identity,
+                    comm,
+                    added: SystemTime::now(),
+                },
+                signalled_on_timeout: signalled,
+            },
+        );
+        Ok(id)
     }
 }
 
-/// Writes event lines to stdout and the verbose lines people read.
-struct Printer {
-    json: bool,
-    verbose: bool,
+/// The options of one run, checked against each other.
+struct Plan {
+    deadline: Option<Instant>,
+    /// The signal sent on timeout, if any.
+    signal: Option<i32>,
+    kill_after: Option<Duration>,
 }
 
-impl Printer {
-    fn line(&self, text: &str) -> Result<(), Failure> {
-        let mut stdout = std::io::stdout().lock();
-        // Each line is written whole and flushed at once, so a reader sees
-        // complete lines as they happen, even through a pipe.
-        writeln!(stdout, "{text}")
-            .and_then(|()| stdout.flush())
-            .map_err(|err| {
-                if err.kind() == std::io::ErrorKind::BrokenPipe {
-                    Failure::quiet(Code::Failure)
-                } else {
-                    Failure::new(
-                        Code::Failure,
-                        format!("cannot write to standard output: {err}"),
-                    )
-                }
-            })
-    }
-
-    fn event(&self, event: &Event) -> Result<(), Failure> {
-        if self.json {
-            let json =
-                serde_json::to_string(&EventJson::from_event(event)).expect("event serializes");
-            self.line(&json)?;
-        }
-        Ok(())
-    }
-
-    fn exit_line(
-        &self,
-        identity: &Identity,
-        status: Option<std::process::ExitStatus>,
-    ) -> Result<(), Failure> {
-        if self.verbose && !self.json {
-            self.line(&format!("{identity} has exited ({})", status_text(status)))?;
-        }
-        Ok(())
-    }
-
-    fn already_exited(&self, requested: Requested, error: &Error) -> Result<(), Failure> {
-        if self.json {
-            let json = serde_json::to_string(&EventJson::already_exited(requested.identity()))
-                .expect("event serializes");
-            self.line(&json)?;
-        } else if self.verbose {
-            self.line(&format!(
-                "{} had already exited: {error}",
-                requested.describe()
-            ))?;
-        }
-        Ok(())
-    }
+/// Where the wait stands with respect to `--timeout`.
+#[derive(Copy, Clone, Debug, Eq, PartialEq)]
+enum Phase {
+    /// Before the timeout.
+    Waiting,
+    /// The timeout signal was sent; SIGKILL follows at `kill_at`, if set.
+    Signalled { kill_at: Option<Instant> },
+    /// SIGKILL was sent, or the timeout signal without --kill-after.
+    Draining,
 }
 
 pub fn run(args: WaitArgs) -> Result<Code, Failure> {
-    let requested = collect_targets(&args)?;
+    let started = Instant::now();
+    let mode = if args.quiet {
+        Mode::Quiet
+    } else if args.json {
+        Mode::Json
+    } else {
+        Mode::Text {
+            verbose: args.verbose,
+        }
+    };
+    let plan = Plan {
+        deadline: args.timeout.map(|timeout| started + timeout),
+        signal: match (args.signal, args.kill_after) {
+            (None, Some(_)) => Some(libc::SIGTERM),
+            (signal, _) => signal,
+        },
+        kill_after: args.kill_after,
+    };
+
+    let mut targets = Targets {
+        watcher: Watcher::new().map_err(Failure::from_error)?,
+        entries: HashMap::new(),
+        already_exited: 0,
+        seen: HashSet::new(),
+    };
+    // Messages about targets that had already exited wait until the total
+    // is known, so the progress line can count them.
+    let mut gone: Vec<(Watched, String)> = Vec::new();
+    add_requested(&args, &mut targets, &mut gone)?;
+    add_all_threads(&args, &mut targets)?;
+    add_selected(&args, &mut targets)?;
+
+    let total = targets.total();
+    if total == 0 {
+        return Err(Failure::new(
+            Code::Failure,
+            "no PID or TID given: name at least one, as in `pidwatch wait 1234` or `pidwatch wait --thread 4321`, or select processes with --pattern, --uid, --euid or --parent",
+        ));
+    }
     let count = match args.count {
-        None => requested.len(),
-        Some(count) if (1..=requested.len()).contains(&count) => count,
+        None => total,
+        Some(count) if (1..=total).contains(&count) => count,
         Some(count) => {
             return Err(Failure::new(
                 Code::Failure,
                 format!(
-                    "invalid --count {count}: {} target(s) given, so give a number from 1 to {}",
-                    requested.len(),
-                    requested.len()
+                    "invalid --count {count}: {total} target(s) given, so give a number from 1 to {total}"
                 ),
             ))
         }
     };
-    let printer = Printer {
-        json: args.json,
-        verbose: args.verbose,
-    };
-    let deadline = args.timeout.map(|timeout| Instant::now() + timeout);
+    if args.exit_status && total != 1 {
+        return Err(Failure::new(
+            Code::Failure,
+            format!(
+                "--exit-status needs exactly one target, but {total} were given or selected; name one PID, or add --newest or --oldest to a selection"
+            ),
+        ));
+    }
 
-    let mut watcher = Watcher::new().map_err(Failure::from_error)?;
-    let mut exited = 0;
-    for target in &requested {
-        match watcher.add(target.target()) {
+    let mut printer = Printer::new(mode, total);
+    for (watched, reason) in &gone {
+        printer.already_exited(watched, reason)?;
+    }
+    let mut waiter = Waiter::new(&targets.watcher, mode != Mode::Quiet)?;
+    let mut run = Run {
+        targets,
+        printer,
+        plan,
+        count,
+        exited: gone.len(),
+        wants_status: mode != Mode::Quiet || args.exit_status,
+        awaiting_reap: HashSet::new(),
+        alive_after_timeout: HashSet::new(),
+        last_status: None,
+    };
+    run.printer.progress(run.exited);
+    let code = run.wait(&mut waiter)?;
+    run.printer.finish();
+
+    if code == Code::Success && args.exit_status {
+        return Ok(exit_status_code(&mut run));
+    }
+    Ok(code)
+}
+
+/// Adds the PIDs and `--thread` TIDs named on the command line.
+fn add_requested(
+    args: &WaitArgs,
+    targets: &mut Targets,
+    gone: &mut Vec<(Watched, String)>,
+) -> Result<(), Failure> {
+    let processes = args.pids.iter().map(|id| Requested {
+        kind: TargetKind::Process,
+        id: *id,
+    });
+    let threads = args.threads.iter().map(|id| Requested {
+        kind: TargetKind::Thread,
+        id: *id,
+    });
+    for requested in processes.chain(threads) {
+        if !targets.seen.insert((requested.kind, requested.id)) {
+            continue;
+        }
+        match targets.add(requested.target(), requested.identity(), true) {
             Ok(_) => {}
             Err(err) if err.is_gone() && args.exited => {
-                exited += 1;
-                printer.already_exited(*target, &err)?;
+                targets.already_exited += 1;
+                let watched = Watched {
+                    identity: requested.identity(),
+                    comm: None,
+                    added: SystemTime::now(),
+                };
+                gone.push((watched, err.to_string()));
             }
             Err(err) if err.is_gone() => {
                 return Err(Failure::new(
@@ -152,105 +253,427 @@ pub fn run(args: WaitArgs) -> Result<Code, Failure> {
             Err(err) => return Err(Failure::from_error(err)),
         }
     }
+    Ok(())
+}
 
-    // Targets whose exit line waits for the reap that carries the status.
-    let wants_status = args.json || args.verbose;
-    let reaps_visible = Features::get().has(Feature::PollHupAfterReap);
-    let mut awaiting_reap: HashSet<TargetId> = HashSet::new();
-    let mut linger_until: Option<Instant> = None;
-
-    loop {
-        if exited >= count && linger_until.is_none() {
-            if awaiting_reap.is_empty() {
-                return finish(&mut watcher, &printer);
-            }
-            let grace = Instant::now() + REAP_GRACE;
-            linger_until = Some(deadline.map_or(grace, |d| d.min(grace)));
-        }
-
-        let until = match (deadline, linger_until) {
-            (Some(d), Some(l)) => Some(d.min(l)),
-            (d, l) => d.or(l),
+/// Adds each `--threads` process and all of its threads.
+fn add_all_threads(args: &WaitArgs, targets: &mut Targets) -> Result<(), Failure> {
+    if args.all_threads.is_empty() {
+        return Ok(());
+    }
+    if !Features::get().has(Feature::PidfdThread) {
+        return Err(Failure::from_error(Error::Unsupported {
+            capability: Feature::PidfdThread.name(),
+            since: Feature::PidfdThread.since(),
+            reason: "--threads watches each thread through a PIDFD_THREAD pidfd".to_owned(),
+        }));
+    }
+    for process in &args.all_threads {
+        let pid = process.pid;
+        // The process pidfd comes first: while it is open and the process
+        // lives, /proc/PID/task lists this process's threads.
+        let fallback = Requested {
+            kind: TargetKind::Process,
+            id: *process,
         };
-        let left = until.map(|u| u.saturating_duration_since(Instant::now()));
-        let event = watcher.next_event(left).map_err(Failure::from_error)?;
+        let group = targets
+            .add(fallback.target(), fallback.identity(), true)
+            .map_err(Failure::from_error)?;
+        targets.seen.insert((TargetKind::Process, *process));
 
-        let Some(event) = event else {
-            if linger_until.is_some() {
-                // The reaps did not come in time: report what is known.
-                for id in awaiting_reap.drain() {
-                    if let Some(identity) = watcher.identity(id) {
-                        printer.exit_line(&identity, None)?;
+        let threads = select::threads_of(pid).map_err(|err| {
+            Failure::new(
+                Code::Failure,
+                format!("cannot list the threads of process {pid} in /proc/{pid}/task: {err}"),
+            )
+        })?;
+        let mut added = 0;
+        for thread in &threads {
+            let key = (
+                TargetKind::Thread,
+                PidInode {
+                    pid: thread.id,
+                    inode: None,
+                },
+            );
+            if !targets.seen.insert(key) {
+                continue;
+            }
+            // NOTE: threads started after this listing are not watched;
+            // their exits only show in the process's own exit.
+            let Some(pidfd) = select::open_thread(pid, thread).map_err(Failure::from_error)? else {
+                tracing::debug!(
+                    pid,
+                    tid = thread.id,
+                    "thread exited before it could be watched"
+                );
+                continue;
+            };
+            let fallback = Identity {
+                kind: TargetKind::Thread,
+                pid: Some(pid),
+                tid: Some(thread.id),
+                inode: None,
+            };
+            targets
+                .add(Target::ThreadPidfd(pidfd), fallback, false)
+                .map_err(Failure::from_error)?;
+            added += 1;
+        }
+        tracing::info!(pid, threads = added, group_target = ?group, "watching every thread");
+    }
+    Ok(())
+}
+
+/// Adds the processes that `--pattern`, `--uid`, `--euid` and `--parent`
+/// select.
+fn add_selected(args: &WaitArgs, targets: &mut Targets) -> Result<(), Failure> {
+    if args.pattern.is_none()
+        && args.uid.is_empty()
+        && args.euid.is_empty()
+        && args.parent.is_empty()
+    {
+        return Ok(());
+    }
+    let pattern = match &args.pattern {
+        Some(pattern) => Some(
+            Criteria::compile(pattern, args.exact)
+                .map_err(|message| Failure::new(Code::Failure, message))?,
+        ),
+        None => None,
+    };
+    let criteria = Criteria {
+        pattern,
+        full: args.full,
+        uids: args.uid.clone(),
+        euids: args.euid.clone(),
+        parents: args.parent.clone(),
+        pick: if args.newest {
+            Some(Pick::Newest)
+        } else if args.oldest {
+            Some(Pick::Oldest)
+        } else {
+            None
+        },
+    };
+
+    let candidates = criteria.scan().map_err(|err| {
+        Failure::new(
+            Code::Failure,
+            format!("cannot read /proc to select processes: {err}"),
+        )
+    })?;
+    let mut added = 0;
+    for candidate in &candidates {
+        let named = targets
+            .seen
+            .iter()
+            .any(|(kind, id)| *kind == TargetKind::Process && id.pid == candidate.id);
+        if named {
+            added += 1;
+            continue;
+        }
+        let Some(pidfd) = select::open_process(candidate).map_err(Failure::from_error)? else {
+            tracing::debug!(
+                pid = candidate.id,
+                "selected process exited before it could be watched"
+            );
+            continue;
+        };
+        let fallback = Identity {
+            kind: TargetKind::Process,
+            pid: Some(candidate.id),
+            tid: None,
+            inode: None,
+        };
+        targets
+            .add(Target::ProcessPidfd(pidfd), fallback, true)
+            .map_err(Failure::from_error)?;
+        targets.seen.insert((
+            TargetKind::Process,
+            PidInode {
+                pid: candidate.id,
+                inode: None,
+            },
+        ));
+        added += 1;
+    }
+    if added == 0 {
+        return Err(Failure::new(
+            Code::Failure,
+            format!("no process matches: {}", criteria.describe()),
+        ));
+    }
+    Ok(())
+}
+
+/// The state of the wait loop.
+struct Run {
+    targets: Targets,
+    printer: Printer,
+    plan: Plan,
+    count: usize,
+    exited: usize,
+    wants_status: bool,
+    /// Targets whose exit line waits for the reap that carries the status.
+    awaiting_reap: HashSet<TargetId>,
+    /// Targets signalled on timeout that have not exited yet.
+    alive_after_timeout: HashSet<TargetId>,
+    /// The last exit status seen, for `--exit-status`.
+    last_status: Option<ExitStatus>,
+}
+
+impl Run {
+    fn wait(&mut self, waiter: &mut Waiter) -> Result<Code, Failure> {
+        let reaps_visible = Features::get().has(Feature::PollHupAfterReap);
+        let mut phase = Phase::Waiting;
+        let mut linger_until: Option<Instant> = None;
+
+        loop {
+            let done = match phase {
+                Phase::Waiting => self.exited >= self.count,
+                _ => self.alive_after_timeout.is_empty(),
+            };
+            let code = if phase == Phase::Waiting {
+                Code::Success
+            } else {
+                Code::Timeout
+            };
+            if done && linger_until.is_none() {
+                if self.awaiting_reap.is_empty() {
+                    return self.finish(code);
+                }
+                linger_until = Some(Instant::now() + REAP_GRACE);
+            }
+
+            let phase_end = match phase {
+                Phase::Waiting => self.plan.deadline,
+                Phase::Signalled { kill_at } => kill_at,
+                Phase::Draining => None,
+            };
+            let until = match (phase_end, linger_until) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+
+            match waiter.next(&mut self.targets.watcher, until)? {
+                Step::Interrupted(code) => {
+                    self.printer.finish();
+                    return Ok(code);
+                }
+                Step::OutputClosed => return Err(Failure::quiet(Code::Failure)),
+                Step::Event(event) => {
+                    let mut batch = vec![event];
+                    self.drain_ready(&mut batch)?;
+                    for event in batch {
+                        self.handle(event, reaps_visible)?;
+                    }
+                    if linger_until.is_some() && self.awaiting_reap.is_empty() {
+                        return self.finish(code);
                     }
                 }
-                return Ok(Code::Success);
-            }
-            if watcher.is_empty() {
-                // Every target reports its exit before the watcher drops
-                // it, so an empty watcher means the count was reached.
-                return Ok(Code::Success);
-            }
-            tracing::info!(exited, count, "timed out");
-            if args.verbose {
-                eprintln!("pidwatch: timed out: {exited} of {count} target(s) exited");
-            }
-            return Ok(Code::Timeout);
-        };
-
-        printer.event(&event)?;
-        match event.kind {
-            EventKind::Exited => {
-                exited += 1;
-                if event.status.is_some() || !wants_status || !reaps_visible {
-                    printer.exit_line(&event.identity, event.status)?;
-                } else {
-                    awaiting_reap.insert(event.target);
+                Step::Idle => {
+                    let now = Instant::now();
+                    if linger_until.is_some() || self.targets.watcher.is_empty() {
+                        // Every target needed has exited, and the reaps did
+                        // not come in time: report what is known.
+                        self.report_unreaped()?;
+                        return self.finish(code);
+                    }
+                    match phase {
+                        Phase::Waiting => {
+                            let timed_out = self.plan.deadline.is_some_and(|d| d <= now);
+                            if !timed_out {
+                                continue;
+                            }
+                            tracing::info!(exited = self.exited, count = self.count, "timed out");
+                            self.printer.note(&format!(
+                                "timed out: {} of {} target(s) exited",
+                                self.exited, self.count
+                            ));
+                            let Some(signal) = self.plan.signal else {
+                                return self.finish(Code::Timeout);
+                            };
+                            self.alive_after_timeout = self.send_signal(signal, None)?;
+                            phase = match self.plan.kill_after {
+                                Some(after) if signal != libc::SIGKILL => Phase::Signalled {
+                                    kill_at: Some(now + after),
+                                },
+                                _ => Phase::Draining,
+                            };
+                        }
+                        Phase::Signalled { kill_at } => {
+                            if kill_at.is_some_and(|k| k <= now) {
+                                let alive = std::mem::take(&mut self.alive_after_timeout);
+                                self.alive_after_timeout =
+                                    self.send_signal(libc::SIGKILL, Some(&alive))?;
+                                phase = Phase::Draining;
+                            }
+                        }
+                        Phase::Draining => {}
+                    }
                 }
             }
-            EventKind::Reaped if awaiting_reap.remove(&event.target) => {
-                printer.exit_line(&event.identity, event.status)?;
+        }
+    }
+
+    /// Collects the events that are ready now, ordered so that thread exits
+    /// come before process exits and exits before reaps. The kernel reports
+    /// a process's exit and its last threads' exits together, so this shows
+    /// each thread's exit before its thread group's.
+    fn drain_ready(&mut self, batch: &mut Vec<Event>) -> Result<(), Failure> {
+        while let Some(event) = self
+            .targets
+            .watcher
+            .next_event(Some(Duration::ZERO))
+            .map_err(Failure::from_error)?
+        {
+            batch.push(event);
+        }
+        batch.sort_by_key(|event| {
+            let reaped = event.kind == EventKind::Reaped;
+            let process = event.identity.kind == TargetKind::Process;
+            (reaped, process)
+        });
+        Ok(())
+    }
+
+    fn handle(&mut self, event: Event, reaps_visible: bool) -> Result<(), Failure> {
+        let Some(entry) = self.targets.entries.get(&event.target) else {
+            return Ok(());
+        };
+        let watched = entry.watched.clone();
+        self.printer
+            .event_json(&watched, event.kind, event.status, event.source, event.time)?;
+        match event.kind {
+            EventKind::Exited => {
+                self.exited += 1;
+                self.alive_after_timeout.remove(&event.target);
+                self.printer.progress(self.exited);
+                if event.status.is_some() {
+                    self.last_status = event.status;
+                }
+                if event.status.is_some() || !self.wants_status || !reaps_visible {
+                    self.printer
+                        .exit_text(&watched, event.status, event.source, event.time)?;
+                } else {
+                    self.awaiting_reap.insert(event.target);
+                }
+            }
+            EventKind::Reaped => {
+                if event.status.is_some() {
+                    self.last_status = event.status;
+                }
+                if self.awaiting_reap.remove(&event.target) {
+                    self.printer
+                        .exit_text(&watched, event.status, event.source, event.time)?;
+                }
             }
             _ => {}
         }
-        if linger_until.is_some() && awaiting_reap.is_empty() {
-            return finish(&mut watcher, &printer);
+        Ok(())
+    }
+
+    /// Prints the exit lines still waiting for a reap, without a status.
+    fn report_unreaped(&mut self) -> Result<(), Failure> {
+        let mut ids: Vec<TargetId> = self.awaiting_reap.drain().collect();
+        ids.sort();
+        for id in ids {
+            if let Some(entry) = self.targets.entries.get(&id) {
+                let watched = entry.watched.clone();
+                // NOTE: the exit time is not kept, so "watched" runs until now.
+                self.printer
+                    .exit_text(&watched, None, Source::Kernel, SystemTime::now())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `signal` through the pidfd of each target that has not exited
+    /// (only those in `only`, when given), and returns the ones it reached.
+    fn send_signal(
+        &mut self,
+        signal: i32,
+        only: Option<&HashSet<TargetId>>,
+    ) -> Result<HashSet<TargetId>, Failure> {
+        let mut reached = HashSet::new();
+        let mut ids: Vec<TargetId> = self.targets.entries.keys().copied().collect();
+        ids.sort();
+        for id in ids {
+            if only.is_some_and(|only| !only.contains(&id)) {
+                continue;
+            }
+            let entry = &self.targets.entries[&id];
+            if !entry.signalled_on_timeout {
+                continue;
+            }
+            // A target that has exited is no longer in the watcher.
+            let Some(pidfd) = self.targets.watcher.pidfd(id) else {
+                continue;
+            };
+            if sys::readiness(pidfd).is_ok_and(|r| r.exited()) {
+                continue;
+            }
+            let watched = entry.watched.clone();
+            match sys::pidfd_send_signal(pidfd, signal, SignalScope::Default) {
+                Ok(()) => {
+                    tracing::info!(target = %watched.identity, signal, "sent signal on timeout");
+                    reached.insert(id);
+                    self.printer.signal_sent(&watched, signal)?;
+                }
+                // The target exited between the check and the signal.
+                Err(err) if err.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(err) => {
+                    tracing::warn!(target = %watched.identity, signal, error = %err, "pidfd_send_signal failed");
+                    self.printer.note(&format!(
+                        "cannot send {} to {}: {err}",
+                        super::parse::signal_name(signal),
+                        watched.describe(false)
+                    ));
+                }
+            }
+        }
+        Ok(reached)
+    }
+
+    /// Prints the events already queued (such as the reap that the kernel
+    /// reported together with the exit) and returns `code`.
+    fn finish(&mut self, code: Code) -> Result<Code, Failure> {
+        let mut batch = Vec::new();
+        self.drain_ready(&mut batch)?;
+        for event in batch {
+            let Some(entry) = self.targets.entries.get(&event.target) else {
+                continue;
+            };
+            if event.status.is_some() {
+                self.last_status = event.status;
+            }
+            let watched = entry.watched.clone();
+            self.printer.event_json(
+                &watched,
+                event.kind,
+                event.status,
+                event.source,
+                event.time,
+            )?;
+        }
+        Ok(code)
+    }
+}
+
+/// Maps the one target's exit status to the exit code of `--exit-status`.
+fn exit_status_code(run: &mut Run) -> Code {
+    match run.last_status {
+        Some(status) => match (status.code(), status.signal()) {
+            (Some(code), _) => Code::Target((code & 0xff) as u8),
+            (None, Some(signal)) => Code::Target((128 + signal).min(255) as u8),
+            _ => Code::Target(STATUS_UNKNOWN),
+        },
+        None => {
+            run.printer.note(&format!(
+                "the exit status is unknown (the kernel reports a non-child's status only once it is reaped, on Linux 6.15 or later), so the exit code is {STATUS_UNKNOWN}"
+            ));
+            Code::Target(STATUS_UNKNOWN)
         }
     }
-}
-
-/// Prints the events already queued (such as the reap that the kernel
-/// reported together with the exit) and returns success.
-fn finish(watcher: &mut Watcher, printer: &Printer) -> Result<Code, Failure> {
-    while let Some(event) = watcher
-        .next_event(Some(Duration::ZERO))
-        .map_err(Failure::from_error)?
-    {
-        printer.event(&event)?;
-    }
-    Ok(Code::Success)
-}
-
-/// Returns the requested targets in order, without duplicates.
-fn collect_targets(args: &WaitArgs) -> Result<Vec<Requested>, Failure> {
-    let processes = args.pids.iter().map(|id| Requested {
-        kind: TargetKind::Process,
-        id: *id,
-    });
-    let threads = args.threads.iter().map(|id| Requested {
-        kind: TargetKind::Thread,
-        id: *id,
-    });
-
-    let mut seen = HashSet::new();
-    let requested: Vec<Requested> = processes
-        .chain(threads)
-        .filter(|r| seen.insert(*r))
-        .collect();
-    if requested.is_empty() {
-        return Err(Failure::new(
-            Code::Failure,
-            "no PID or TID given: name at least one, as in `pidwatch wait 1234` or `pidwatch wait --thread 4321`",
-        ));
-    }
-    Ok(requested)
 }
