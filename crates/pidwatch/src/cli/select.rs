@@ -19,7 +19,7 @@ use pidwatch::Error;
 #[derive(Debug, Default)]
 pub struct Criteria {
     /// Matched against the command name, or the command line with `full`.
-    pub pattern: Option<Regex>,
+    pub pattern: Option<Pattern>,
     /// Match the pattern against the whole command line.
     pub full: bool,
     /// Real UIDs.
@@ -52,24 +52,44 @@ pub struct Candidate {
     pub start_time: u64,
 }
 
-impl Criteria {
-    /// Builds the regular expression of `--pattern`, anchored with
-    /// `--exact`.
-    pub fn compile(pattern: &str, exact: bool) -> Result<Regex, String> {
+/// The regular expression of `--pattern`, as given and as compiled.
+#[derive(Debug)]
+pub struct Pattern {
+    text: String,
+    exact: bool,
+    regex: Regex,
+}
+
+impl Pattern {
+    /// Compiles `--pattern`, anchored at both ends with `--exact`.
+    pub fn new(text: &str, exact: bool) -> Result<Pattern, String> {
         let source = if exact {
-            format!("^(?:{pattern})$")
+            format!("^(?:{text})$")
         } else {
-            pattern.to_owned()
+            text.to_owned()
         };
-        Regex::new(&source).map_err(|err| format!("invalid pattern {pattern:?}: {err}"))
+        let regex =
+            Regex::new(&source).map_err(|err| format!("invalid pattern {text:?}: {err}"))?;
+        Ok(Pattern {
+            text: text.to_owned(),
+            exact,
+            regex,
+        })
     }
 
+    fn is_match(&self, haystack: &str) -> bool {
+        self.regex.is_match(haystack)
+    }
+}
+
+impl Criteria {
     /// Describes the criteria for error messages.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
         if let Some(pattern) = &self.pattern {
             let field = if self.full { "command line" } else { "name" };
-            parts.push(format!("{field} matching {:?}", pattern.as_str()));
+            let exactly = if pattern.exact { " exactly" } else { "" };
+            parts.push(format!("{field} matching {:?}{exactly}", pattern.text));
         }
         if !self.uids.is_empty() {
             parts.push(format!("real UID {}", join(&self.uids)));
@@ -281,7 +301,7 @@ mod tests {
 
     #[test]
     fn exact_pattern_is_anchored() {
-        let regex = Criteria::compile("sl|sleep", true).unwrap();
+        let regex = Pattern::new("sl|sleep", true).unwrap();
         assert!(regex.is_match("sleep"));
         assert!(regex.is_match("sl"));
         assert!(!regex.is_match("sleeper"));
@@ -289,7 +309,7 @@ mod tests {
 
     #[test]
     fn bad_pattern_names_itself() {
-        let err = Criteria::compile("a(b", false).unwrap_err();
+        let err = Pattern::new("a(b", false).unwrap_err();
         assert!(err.starts_with("invalid pattern \"a(b\""), "{err}");
     }
 
@@ -298,7 +318,7 @@ mod tests {
         let me = std::process::id();
         let stat = procfs::task_stat(me).unwrap().unwrap();
         let criteria = Criteria {
-            pattern: Some(Criteria::compile(&regex::escape(&stat.comm), true).unwrap()),
+            pattern: Some(Pattern::new(&regex::escape(&stat.comm), true).unwrap()),
             ..Criteria::default()
         };
         let found = criteria.scan().unwrap();

@@ -10,7 +10,7 @@ use pidwatch::{Error, Event, EventKind, Identity, Source, Target, TargetId, Targ
 
 use super::args::WaitArgs;
 use super::output::{Mode, Printer, Watched};
-use super::select::{self, Criteria, Pick};
+use super::select::{self, Criteria, Pattern, Pick};
 use super::signals::{Step, Waiter};
 use super::{Code, Failure};
 
@@ -154,6 +154,10 @@ pub fn run(args: WaitArgs) -> Result<Code, Failure> {
         already_exited: 0,
         seen: HashSet::new(),
     };
+    // SIGINT and SIGTERM are caught before any target is added, so a
+    // signal that arrives once pidwatch holds a pidfd always ends it with
+    // 130 or 143.
+    let mut waiter = Waiter::new(&targets.watcher, mode != Mode::Quiet)?;
     // Messages about targets that had already exited wait until the total
     // is known, so the progress line can count them.
     let mut gone: Vec<(Watched, String)> = Vec::new();
@@ -193,7 +197,6 @@ pub fn run(args: WaitArgs) -> Result<Code, Failure> {
     for (watched, reason) in &gone {
         printer.already_exited(watched, reason)?;
     }
-    let mut waiter = Waiter::new(&targets.watcher, mode != Mode::Quiet)?;
     let mut run = Run {
         targets,
         printer,
@@ -337,7 +340,7 @@ fn add_selected(args: &WaitArgs, targets: &mut Targets) -> Result<(), Failure> {
     }
     let pattern = match &args.pattern {
         Some(pattern) => Some(
-            Criteria::compile(pattern, args.exact)
+            Pattern::new(pattern, args.exact)
                 .map_err(|message| Failure::new(Code::Failure, message))?,
         ),
         None => None,
