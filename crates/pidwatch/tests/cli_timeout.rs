@@ -54,7 +54,7 @@ fn kill_after_follows_ignored_signal() {
         .spawn()
         .unwrap();
     wait_until_watching(waiter.id(), 1);
-    // The shell is this process's child: reap it once pidwatch sees it exit.
+    // The shell is this process's child: reap it after pidwatch reports its exit.
     let status = shell.wait().unwrap();
     let output = waiter.wait_with_output().unwrap();
 

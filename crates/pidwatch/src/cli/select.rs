@@ -15,7 +15,8 @@ use regex::Regex;
 use pidwatch::sys::{self, procfs, Feature, Features, PidfdFlags};
 use pidwatch::Error;
 
-/// Which processes to select from `/proc`. An empty list matches anything.
+/// The criteria that select processes from `/proc`. An empty list matches
+/// anything.
 #[derive(Debug, Default)]
 pub struct Criteria {
     /// Matched against the command name, or the command line with `full`.
@@ -32,7 +33,7 @@ pub struct Criteria {
     pub pick: Option<Pick>,
 }
 
-/// Which single process `--newest` and `--oldest` keep.
+/// The one process that `--newest` or `--oldest` keeps.
 #[derive(Copy, Clone, Debug, Eq, PartialEq)]
 pub enum Pick {
     /// The most recently started process.

@@ -21,7 +21,7 @@ const SIGINT: u64 = 1;
 const SIGTERM: u64 = 2;
 const STDOUT: u64 = 3;
 
-/// What ended a wait.
+/// The reason a wait ended.
 #[derive(Debug)]
 pub enum Step {
     /// The watcher reported an event.

@@ -84,7 +84,7 @@ impl Targets {
         let id = self.watcher.add(target)?;
         let mut identity = self.watcher.identity(id).unwrap_or(fallback);
         // Before Linux 6.13 a pidfd target's numbers come only from the
-        // request, so keep the ones the CLI knows.
+        // request, so keep the ones the CLI has.
         identity.pid = identity.pid.or(fallback.pid);
         identity.tid = identity.tid.or(fallback.tid);
         let comm = match (self.watcher.pidfd(id), identity.pid) {
@@ -117,7 +117,7 @@ struct Plan {
     kill_after: Option<Duration>,
 }
 
-/// Where the wait stands with respect to `--timeout`.
+/// The stage of the wait with respect to `--timeout`.
 #[derive(Copy, Clone, Debug, Eq, PartialEq)]
 enum Phase {
     /// Before the timeout.
@@ -155,7 +155,7 @@ pub fn run(args: WaitArgs) -> Result<Code, Failure> {
         seen: HashSet::new(),
     };
     // SIGINT and SIGTERM are caught before any target is added, so a
-    // signal that arrives once pidwatch holds a pidfd always ends it with
+    // signal that arrives once pidwatch has a pidfd open always ends it with
     // 130 or 143.
     let mut waiter = Waiter::new(&targets.watcher, mode != Mode::Quiet)?;
     // Messages about targets that had already exited wait until the total

@@ -78,7 +78,7 @@ pub fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Returns the number of pidfds process `pid` holds open.
+/// Returns the number of pidfds that process `pid` has open.
 pub fn pidfd_count(pid: u32) -> usize {
     let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
         return 0;
