@@ -8,11 +8,10 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::OwnedFd;
 
 use regex::Regex;
 
-use pidwatch::sys::{self, procfs, Feature, Features, PidfdFlags};
+use pidwatch::sys::{self, procfs, Feature, Features};
 use pidwatch::Error;
 
 /// The criteria that select processes from `/proc`. An empty list matches
@@ -229,45 +228,27 @@ pub fn threads_of(pid: u32) -> io::Result<Vec<Candidate>> {
     Ok(threads)
 }
 
-/// Opens a pidfd for a process that matched, or returns `None` when it has
-/// exited since the scan (its `/proc` entry is gone or belongs to a newer
-/// process with the same PID).
-pub fn open_process(candidate: &Candidate) -> Result<Option<OwnedFd>, Error> {
-    let pidfd = match sys::pidfd_open(candidate.id, nonblock()) {
-        Ok(pidfd) => pidfd,
-        Err(err) if err.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
-        Err(err) => return Err(pidwatch::watch::open_error(err, "PID", candidate.id, false)),
+/// Returns true when `/proc` still shows the task that matched: the same
+/// start time under the same PID (or TID, within thread group `group`).
+///
+/// Called after the task's pidfd is open. A task that exited before the
+/// pidfd was opened is either gone from `/proc` or replaced by a newer task
+/// with the same number, and then the pidfd may refer to that newer task.
+/// A task that exits after the open keeps its entry until it is reaped,
+/// and the pidfd refers to it.
+pub fn still_same(candidate: &Candidate, group: Option<u32>) -> Result<bool, Error> {
+    let (now, path) = match group {
+        Some(pid) => (
+            procfs::thread_stat(pid, candidate.id),
+            format!("/proc/{pid}/task/{}/stat", candidate.id),
+        ),
+        None => (
+            procfs::task_stat(candidate.id),
+            format!("/proc/{}/stat", candidate.id),
+        ),
     };
-    let now = procfs::task_stat(candidate.id)
-        .map_err(|err| Error::io(format!("reading /proc/{}/stat", candidate.id), err))?;
-    Ok(same_task(candidate, now).then_some(pidfd))
-}
-
-/// Opens a `PIDFD_THREAD` pidfd for a thread of process `pid`, or returns
-/// `None` when the thread has exited since it was listed.
-pub fn open_thread(pid: u32, thread: &Candidate) -> Result<Option<OwnedFd>, Error> {
-    let flags = nonblock() | PidfdFlags::PIDFD_THREAD;
-    let pidfd = match sys::pidfd_open(thread.id, flags) {
-        Ok(pidfd) => pidfd,
-        Err(err) if err.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
-        Err(err) => return Err(pidwatch::watch::open_error(err, "TID", thread.id, true)),
-    };
-    // A TID reused by another process has no entry under /proc/PID/task.
-    let now = procfs::thread_stat(pid, thread.id)
-        .map_err(|err| Error::io(format!("reading /proc/{pid}/task/{}/stat", thread.id), err))?;
-    Ok(same_task(thread, now).then_some(pidfd))
-}
-
-fn same_task(candidate: &Candidate, now: Option<procfs::TaskStat>) -> bool {
-    now.is_some_and(|stat| stat.start_time == candidate.start_time)
-}
-
-fn nonblock() -> PidfdFlags {
-    if Features::get().has(Feature::PidfdNonblock) {
-        PidfdFlags::PIDFD_NONBLOCK
-    } else {
-        PidfdFlags::empty()
-    }
+    let now = now.map_err(|err| Error::io(format!("reading {path}"), err))?;
+    Ok(now.is_some_and(|stat| stat.start_time == candidate.start_time))
 }
 
 /// Reads the command name of a watched task, and returns it only if the

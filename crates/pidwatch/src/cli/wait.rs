@@ -109,6 +109,37 @@ impl Targets {
     }
 }
 
+impl Targets {
+    /// Adds a process or thread that a selection found, then checks that
+    /// `/proc` still shows the same task, so a PID reused between the scan
+    /// and the open is never watched. Returns false for a task that has
+    /// exited meanwhile.
+    fn add_selected(
+        &mut self,
+        target: Target,
+        fallback: Identity,
+        candidate: &select::Candidate,
+        group: Option<u32>,
+        signalled: bool,
+    ) -> Result<bool, Failure> {
+        let id = match self.add(target, fallback, signalled) {
+            Ok(id) => id,
+            Err(err) if err.is_gone() => return Ok(false),
+            Err(err) => return Err(Failure::from_error(err)),
+        };
+        if select::still_same(candidate, group).map_err(Failure::from_error)? {
+            return Ok(true);
+        }
+        tracing::debug!(
+            id = candidate.id,
+            "the task exited before it could be watched"
+        );
+        self.watcher.remove(id);
+        self.entries.remove(&id);
+        Ok(false)
+    }
+}
+
 /// The options of one run, checked against each other.
 struct Plan {
     deadline: Option<Instant>,
@@ -261,26 +292,16 @@ fn add_requested(
 
 /// Adds each `--threads` process and all of its threads.
 fn add_all_threads(args: &WaitArgs, targets: &mut Targets) -> Result<(), Failure> {
-    if args.all_threads.is_empty() {
-        return Ok(());
-    }
-    if !Features::get().has(Feature::PidfdThread) {
-        return Err(Failure::from_error(Error::Unsupported {
-            capability: Feature::PidfdThread.name(),
-            since: Feature::PidfdThread.since(),
-            reason: "--threads watches each thread through a PIDFD_THREAD pidfd".to_owned(),
-        }));
-    }
     for process in &args.all_threads {
         let pid = process.pid;
-        // The process pidfd comes first: while it is open and the process
-        // lives, /proc/PID/task lists this process's threads.
-        let fallback = Requested {
+        // The process comes first: while it is watched and alive,
+        // /proc/PID/task lists this process's threads.
+        let requested = Requested {
             kind: TargetKind::Process,
             id: *process,
         };
-        let group = targets
-            .add(fallback.target(), fallback.identity(), true)
+        targets
+            .add(requested.target(), requested.identity(), true)
             .map_err(Failure::from_error)?;
         targets.seen.insert((TargetKind::Process, *process));
 
@@ -291,39 +312,27 @@ fn add_all_threads(args: &WaitArgs, targets: &mut Targets) -> Result<(), Failure
             )
         })?;
         let mut added = 0;
+        // NOTE: threads started after this listing are not watched; their
+        // exits show only in the process's own exit.
         for thread in &threads {
-            let key = (
-                TargetKind::Thread,
-                PidInode {
-                    pid: thread.id,
-                    inode: None,
-                },
-            );
-            if !targets.seen.insert(key) {
+            let id = PidInode {
+                pid: thread.id,
+                inode: None,
+            };
+            if !targets.seen.insert((TargetKind::Thread, id)) {
                 continue;
             }
-            // NOTE: threads started after this listing are not watched;
-            // their exits only show in the process's own exit.
-            let Some(pidfd) = select::open_thread(pid, thread).map_err(Failure::from_error)? else {
-                tracing::debug!(
-                    pid,
-                    tid = thread.id,
-                    "thread exited before it could be watched"
-                );
-                continue;
-            };
             let fallback = Identity {
                 kind: TargetKind::Thread,
                 pid: Some(pid),
                 tid: Some(thread.id),
                 inode: None,
             };
-            targets
-                .add(Target::ThreadPidfd(pidfd), fallback, false)
-                .map_err(Failure::from_error)?;
-            added += 1;
+            if targets.add_selected(Target::Thread(id), fallback, thread, Some(pid), false)? {
+                added += 1;
+            }
         }
-        tracing::info!(pid, threads = added, group_target = ?group, "watching every thread");
+        tracing::info!(pid, threads = added, "watching every thread");
     }
     Ok(())
 }
@@ -368,38 +377,28 @@ fn add_selected(args: &WaitArgs, targets: &mut Targets) -> Result<(), Failure> {
     })?;
     let mut added = 0;
     for candidate in &candidates {
+        let id = PidInode {
+            pid: candidate.id,
+            inode: None,
+        };
         let named = targets
             .seen
             .iter()
-            .any(|(kind, id)| *kind == TargetKind::Process && id.pid == candidate.id);
+            .any(|(kind, seen)| *kind == TargetKind::Process && seen.pid == candidate.id);
         if named {
             added += 1;
             continue;
         }
-        let Some(pidfd) = select::open_process(candidate).map_err(Failure::from_error)? else {
-            tracing::debug!(
-                pid = candidate.id,
-                "selected process exited before it could be watched"
-            );
-            continue;
-        };
         let fallback = Identity {
             kind: TargetKind::Process,
             pid: Some(candidate.id),
             tid: None,
             inode: None,
         };
-        targets
-            .add(Target::ProcessPidfd(pidfd), fallback, true)
-            .map_err(Failure::from_error)?;
-        targets.seen.insert((
-            TargetKind::Process,
-            PidInode {
-                pid: candidate.id,
-                inode: None,
-            },
-        ));
-        added += 1;
+        if targets.add_selected(Target::Process(id), fallback, candidate, None, true)? {
+            targets.seen.insert((TargetKind::Process, id));
+            added += 1;
+        }
     }
     if added == 0 {
         return Err(Failure::new(
@@ -610,8 +609,18 @@ impl Run {
             if !entry.signalled_on_timeout {
                 continue;
             }
-            // A target that has exited is no longer in the watcher.
+            // A target whose events are all reported is no longer in the
+            // watcher.
+            if self.targets.watcher.identity(id).is_none() {
+                continue;
+            }
             let Some(pidfd) = self.targets.watcher.pidfd(id) else {
+                let text = format!(
+                    "cannot send {} to {}: it is watched through /proc without a pidfd, and a signal by PID could reach a process that reused the PID",
+                    super::parse::signal_name(signal),
+                    entry.watched.describe(false)
+                );
+                self.printer.note(&text);
                 continue;
             };
             if sys::readiness(pidfd).is_ok_and(|r| r.exited()) {
