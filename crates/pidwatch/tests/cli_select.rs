@@ -15,13 +15,20 @@ use pidwatch::sys::{Feature, Features};
 #[test]
 fn pattern_selects_by_name() {
     let name = unique_name("pat");
-    let mut first = sleep_named(&name, "0.3");
-    let mut second = sleep_named(&name, "0.5");
+    let mut first = sleep_named(&name, "60");
+    let mut second = sleep_named(&name, "60");
 
-    let output = pidwatch()
+    let waiter = pidwatch_process()
         .args(["wait", "--json", "-t", "20", "--pattern", &name])
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    wait_until_watching(waiter.id(), &[first.id(), second.id()]);
+    stop(&mut first);
+    stop(&mut second);
+    let output = waiter.wait_with_output().unwrap();
+
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let mut pids: Vec<u64> = json_lines(&output)
         .iter()
@@ -35,8 +42,6 @@ fn pattern_selects_by_name() {
     for line in json_lines(&output) {
         assert_eq!(line["comm"], name.as_str());
     }
-    first.wait().unwrap();
-    second.wait().unwrap();
 }
 
 #[test]
@@ -73,7 +78,7 @@ fn exact_requires_whole_name() {
 fn full_matches_command_line() {
     let marker = unique_name("full");
     let mut shell = Command::new("sh")
-        .args(["-c", &format!("sleep 0.3; : {marker}")])
+        .args(["-c", &format!("sleep 60; : {marker}")])
         .spawn()
         .unwrap();
 
@@ -82,23 +87,21 @@ fn full_matches_command_line() {
         .args(["wait", "-t", "0.1", "-p", &marker])
         .assert()
         .code(1);
-    let output = pidwatch()
-        .args([
-            "wait",
-            "--json",
-            "-t",
-            "20",
-            "--full",
-            "-p",
-            &format!(": {marker}$"),
-        ])
-        .output()
+    let pattern = format!(": {marker}$");
+    let waiter = pidwatch_process()
+        .args(["wait", "--json", "-t", "20", "--full", "-p", &pattern])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    wait_until_watching(waiter.id(), &[shell.id()]);
+    stop(&mut shell);
+    let output = waiter.wait_with_output().unwrap();
+
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let lines = json_lines(&output);
     assert_eq!(lines[0]["pid"], shell.id());
     assert_eq!(lines[0]["comm"], "sh");
-    shell.wait().unwrap();
 }
 
 #[test]
@@ -168,26 +171,30 @@ fn unknown_user_is_rejected() {
 #[test]
 fn parent_selects_children() {
     let mut shell = Command::new("sh")
-        .args(["-c", "sleep 0.3 & sleep 0.5 & wait"])
+        .args(["-c", "sleep 60 & sleep 60 & wait"])
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
     let shell_pid = shell.id();
-    // Wait until the shell has started both children.
+    let children_path = format!("/proc/{shell_pid}/task/{shell_pid}/children");
     let started = std::time::Instant::now();
-    while std::fs::read_to_string(format!("/proc/{shell_pid}/task/{shell_pid}/children"))
-        .map(|text| text.split_whitespace().count())
-        .unwrap_or(0)
-        < 2
-    {
+    let children: Vec<u32> = loop {
+        let text = std::fs::read_to_string(&children_path).unwrap_or_default();
+        let children: Vec<u32> = text
+            .split_whitespace()
+            .map(|n| n.parse().unwrap())
+            .collect();
+        if children.len() == 2 {
+            break children;
+        }
         assert!(
             started.elapsed().as_secs() < 20,
             "the shell started no children"
         );
         std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    };
 
-    let output = pidwatch()
+    let waiter = pidwatch_process()
         .args([
             "wait",
             "--json",
@@ -196,8 +203,17 @@ fn parent_selects_children() {
             "--parent",
             &shell_pid.to_string(),
         ])
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    wait_until_watching(waiter.id(), &children);
+    for child in &children {
+        let pid = rustix::process::Pid::from_raw(*child as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    }
+    let output = waiter.wait_with_output().unwrap();
+
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let exits: Vec<_> = json_lines(&output)
         .into_iter()
@@ -206,7 +222,12 @@ fn parent_selects_children() {
     assert_eq!(exits.len(), 2, "{exits:?}");
     for line in &exits {
         assert_eq!(line["comm"], "sleep");
+        assert!(
+            children.contains(&(line["pid"].as_u64().unwrap() as u32)),
+            "{line}"
+        );
     }
+    // The shell reaps its killed children and exits.
     shell.wait().unwrap();
 }
 
@@ -278,26 +299,24 @@ fn pattern_never_selects_pidwatch_itself() {
 #[test]
 fn pattern_and_pid_are_watched_once() {
     let name = unique_name("dup");
-    let mut sleeper = sleep_named(&name, "0.3");
-    let output = pidwatch()
-        .args([
-            "wait",
-            "--json",
-            "-t",
-            "20",
-            "-p",
-            &name,
-            &sleeper.id().to_string(),
-        ])
-        .output()
+    let mut sleeper = sleep_named(&name, "60");
+    let pid = sleeper.id().to_string();
+    let waiter = pidwatch_process()
+        .args(["wait", "--json", "-t", "20", "-p", &name, &pid])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    wait_until_watching(waiter.id(), &[sleeper.id()]);
+    stop(&mut sleeper);
+    let output = waiter.wait_with_output().unwrap();
+
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let exits = json_lines(&output)
         .into_iter()
         .filter(|line| line["kind"] == "exited")
         .count();
     assert_eq!(exits, 1);
-    sleeper.wait().unwrap();
 }
 
 #[test]
@@ -318,8 +337,7 @@ fn threads_reports_each_thread_then_process() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The process, the leader, the controller and the two threads.
-    wait_until_watching(waiter.id(), 5);
+    wait_until_watching(waiter.id(), &[pid, ready.controller, first, second]);
 
     helper.request(&format!("thread-exit {first}")).unwrap();
     helper.send("exit 3").unwrap();

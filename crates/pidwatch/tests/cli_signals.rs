@@ -28,7 +28,7 @@ fn ends_with_code(signal: i32, expected: i32) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until_watching(waiter.id(), 1);
+    wait_until_watching(waiter.id(), &[sleeper.id()]);
     assert_eq!(
         children_of(waiter.id()).trim(),
         "",
@@ -68,7 +68,8 @@ fn sigterm_never_cuts_json_line() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until_watching(waiter.id(), sleepers.len());
+    let pids: Vec<u32> = sleepers.iter().map(Child::id).collect();
+    wait_until_watching(waiter.id(), &pids);
 
     let mut reader = BufReader::new(waiter.stdout.take().unwrap());
     for sleeper in &mut sleepers {

@@ -53,7 +53,7 @@ fn kill_after_follows_ignored_signal() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until_watching(waiter.id(), 1);
+    wait_until_watching(waiter.id(), &[shell.id()]);
     // The shell is this process's child: reap it after pidwatch reports its exit.
     let status = shell.wait().unwrap();
     let output = waiter.wait_with_output().unwrap();
@@ -171,6 +171,7 @@ fn default_line_names_command_and_status() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    wait_until_watching(waiter.id(), &[pid]);
     child.wait().unwrap();
     let output = waiter.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(0));
@@ -195,6 +196,7 @@ fn verbose_shows_source_and_inode() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    wait_until_watching(waiter.id(), &[pid]);
     sleeper.wait().unwrap();
     let output = waiter.wait_with_output().unwrap();
     let text = stdout(&output);
@@ -213,6 +215,7 @@ fn json_lines_follow_schema() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    wait_until_watching(waiter.id(), &[pid]);
     sleeper.wait().unwrap();
     let output = waiter.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(0));
@@ -253,6 +256,7 @@ fn exit_status_returns_exit_code() {
         .args(["wait", "-q", "--exit-status", &child.id().to_string()])
         .spawn()
         .unwrap();
+    wait_until_watching(waiter.id(), &[child.id()]);
     child.wait().unwrap();
     let status = waiter.wait_with_output().unwrap().status;
     assert_eq!(status.code(), Some(7));
@@ -271,7 +275,7 @@ fn exit_status_adds_128_to_signal() {
         .args(["wait", "-q", "--exit-status", &sleeper.id().to_string()])
         .spawn()
         .unwrap();
-    wait_until_watching(waiter.id(), 1);
+    wait_until_watching(waiter.id(), &[sleeper.id()]);
     sleeper.kill().unwrap();
     sleeper.wait().unwrap();
     let status = waiter.wait_with_output().unwrap().status;

@@ -44,7 +44,8 @@ fn run_wait(sleepers: &mut [Child], stderr: Stdio) -> Option<i32> {
         .stderr(stderr)
         .spawn()
         .unwrap();
-    wait_until_watching(waiter.id(), sleepers.len());
+    let pids: Vec<u32> = sleepers.iter().map(Child::id).collect();
+    wait_until_watching(waiter.id(), &pids);
     for sleeper in sleepers {
         sleeper.wait().unwrap();
     }
@@ -109,7 +110,8 @@ fn progress_never_written_to_pipe() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until_watching(waiter.id(), sleepers.len());
+    let pids: Vec<u32> = sleepers.iter().map(Child::id).collect();
+    wait_until_watching(waiter.id(), &pids);
     for sleeper in &mut sleepers {
         sleeper.wait().unwrap();
     }

@@ -78,26 +78,44 @@ pub fn stop(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Returns the number of pidfds that process `pid` has open.
-pub fn pidfd_count(pid: u32) -> usize {
+/// Returns the PIDs (or TIDs) that the pidfds of process `pid` refer to,
+/// from the `Pid:` line of each pidfd's `/proc/PID/fdinfo` entry.
+pub fn pidfd_targets(pid: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return 0;
+        return Vec::new();
     };
-    entries
-        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
-        .filter(|target| target.to_string_lossy().contains("pidfd"))
-        .count()
+    let mut targets = Vec::new();
+    for entry in entries.flatten() {
+        let is_pidfd = std::fs::read_link(entry.path())
+            .is_ok_and(|link| link.to_string_lossy().contains("pidfd"));
+        if !is_pidfd {
+            continue;
+        }
+        let info_path = format!("/proc/{pid}/fdinfo/{}", entry.file_name().to_string_lossy());
+        let Ok(info) = std::fs::read_to_string(info_path) else {
+            continue;
+        };
+        let number: Option<u32> = info
+            .lines()
+            .find_map(|line| line.strip_prefix("Pid:"))
+            .and_then(|value| value.trim().parse().ok());
+        targets.extend(number);
+    }
+    targets
 }
 
-/// Blocks until process `pid` holds at least `count` pidfds, which means
-/// pidwatch has registered its targets and its signal handlers.
-pub fn wait_until_watching(pid: u32, count: usize) {
+/// Blocks until process `pid` (a running pidwatch) has a pidfd open for
+/// each of `targets`, which means it watches them.
+pub fn wait_until_watching(pid: u32, targets: &[u32]) {
     let started = Instant::now();
-    while pidfd_count(pid) < count {
+    loop {
+        let open = pidfd_targets(pid);
+        if targets.iter().all(|target| open.contains(target)) {
+            return;
+        }
         assert!(
             started.elapsed() < SETUP_TIMEOUT,
-            "pidwatch (PID {pid}) opened only {} of {count} pidfds within {SETUP_TIMEOUT:?}",
-            pidfd_count(pid)
+            "pidwatch (PID {pid}) has pidfds for {open:?}, not for all of {targets:?}, after {SETUP_TIMEOUT:?}"
         );
         std::thread::sleep(Duration::from_millis(10));
     }
