@@ -10,6 +10,7 @@ mod output;
 mod parse;
 mod select;
 mod signals;
+mod targets;
 mod wait;
 
 use std::process::ExitCode;

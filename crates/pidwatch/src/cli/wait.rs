@@ -1,17 +1,17 @@
 //! `pidwatch wait`: block until processes and threads exit.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
 
-use pidwatch::sys::{self, Feature, Features, PidInode, SignalScope};
-use pidwatch::{Error, Event, EventKind, Identity, Source, Target, TargetId, TargetKind, Watcher};
+use pidwatch::sys::{self, Feature, Features, SignalScope};
+use pidwatch::{Event, EventKind, Source, TargetId, TargetKind, Watcher};
 
 use super::args::WaitArgs;
 use super::output::{Mode, Printer, Watched};
-use super::select::{self, Criteria, Pattern, Pick};
 use super::signals::{Step, Waiter};
+use super::targets::{add_all_threads, add_requested, add_selected, Targets};
 use super::{Code, Failure};
 
 /// How long `wait` stays after the last exit for the reaps that carry the
@@ -21,124 +21,6 @@ const REAP_GRACE: Duration = Duration::from_secs(1);
 
 /// The exit code of `--exit-status` when the kernel gave no status.
 const STATUS_UNKNOWN: u8 = 255;
-
-/// One target as the user named it on the command line.
-#[derive(Copy, Clone, Debug, Eq, PartialEq, Hash)]
-struct Requested {
-    kind: TargetKind,
-    id: PidInode,
-}
-
-impl Requested {
-    fn target(self) -> Target {
-        match self.kind {
-            TargetKind::Process => Target::Process(self.id),
-            TargetKind::Thread => Target::Thread(self.id),
-        }
-    }
-
-    fn identity(self) -> Identity {
-        let (pid, tid) = match self.kind {
-            TargetKind::Process => (Some(self.id.pid), None),
-            TargetKind::Thread => (None, Some(self.id.pid)),
-        };
-        Identity {
-            kind: self.kind,
-            pid,
-            tid,
-            inode: self.id.inode,
-        }
-    }
-}
-
-/// A registered target and what the wait loop tracks about it.
-struct Entry {
-    watched: Watched,
-    /// Whether the timeout signal goes to this target. The threads that
-    /// `--threads` adds are not signalled: their process is.
-    signalled_on_timeout: bool,
-}
-
-/// The targets registered with the watcher.
-struct Targets {
-    watcher: Watcher,
-    entries: HashMap<TargetId, Entry>,
-    /// Targets that had exited before they could be watched (`--exited`).
-    already_exited: usize,
-    /// Process and thread numbers already added, to skip duplicates.
-    seen: HashSet<(TargetKind, PidInode)>,
-}
-
-impl Targets {
-    fn total(&self) -> usize {
-        self.entries.len() + self.already_exited
-    }
-
-    /// Adds a target and reads its command name.
-    fn add(
-        &mut self,
-        target: Target,
-        fallback: Identity,
-        signalled: bool,
-    ) -> Result<TargetId, Error> {
-        let id = self.watcher.add(target)?;
-        let mut identity = self.watcher.identity(id).unwrap_or(fallback);
-        // Before Linux 6.13 a pidfd target's numbers come only from the
-        // request, so keep the ones the CLI has.
-        identity.pid = identity.pid.or(fallback.pid);
-        identity.tid = identity.tid.or(fallback.tid);
-        let comm = match (self.watcher.pidfd(id), identity.pid) {
-            (Some(pidfd), Some(pid)) => select::command_name(pidfd, pid, identity.tid),
-            (Some(pidfd), None) => identity
-                .tid
-                .and_then(|tid| select::command_name(pidfd, tid, None)),
-            _ => None,
-        };
-        self.entries.insert(
-            id,
-            Entry {
-                watched: Watched {
-                    identity,
-                    comm,
-                    added: SystemTime::now(),
-                },
-                signalled_on_timeout: signalled,
-            },
-        );
-        Ok(id)
-    }
-}
-
-impl Targets {
-    /// Adds a process or thread that a selection found, then checks that
-    /// `/proc` still shows the same task, so a PID reused between the scan
-    /// and the open is never watched. Returns false for a task that has
-    /// exited meanwhile.
-    fn add_selected(
-        &mut self,
-        target: Target,
-        fallback: Identity,
-        candidate: &select::Candidate,
-        group: Option<u32>,
-        signalled: bool,
-    ) -> Result<bool, Failure> {
-        let id = match self.add(target, fallback, signalled) {
-            Ok(id) => id,
-            Err(err) if err.is_gone() => return Ok(false),
-            Err(err) => return Err(Failure::from_error(err)),
-        };
-        if select::still_same(candidate, group).map_err(Failure::from_error)? {
-            return Ok(true);
-        }
-        tracing::debug!(
-            id = candidate.id,
-            "the task exited before it could be watched"
-        );
-        self.watcher.remove(id);
-        self.entries.remove(&id);
-        Ok(false)
-    }
-}
 
 /// The options of one run, checked against each other.
 struct Plan {
@@ -179,12 +61,7 @@ pub fn run(args: WaitArgs) -> Result<Code, Failure> {
         kill_after: args.kill_after,
     };
 
-    let mut targets = Targets {
-        watcher: Watcher::new().map_err(Failure::from_error)?,
-        entries: HashMap::new(),
-        already_exited: 0,
-        seen: HashSet::new(),
-    };
+    let mut targets = Targets::new(Watcher::new().map_err(Failure::from_error)?);
     // SIGINT and SIGTERM are caught before any target is added, so a
     // signal that arrives once pidwatch has a pidfd open always ends it with
     // 130 or 143.
@@ -247,166 +124,6 @@ pub fn run(args: WaitArgs) -> Result<Code, Failure> {
         return Ok(exit_status_code(&mut run));
     }
     Ok(code)
-}
-
-/// Adds the PIDs and `--thread` TIDs named on the command line.
-fn add_requested(
-    args: &WaitArgs,
-    targets: &mut Targets,
-    gone: &mut Vec<(Watched, String)>,
-) -> Result<(), Failure> {
-    let processes = args.pids.iter().map(|id| Requested {
-        kind: TargetKind::Process,
-        id: *id,
-    });
-    let threads = args.threads.iter().map(|id| Requested {
-        kind: TargetKind::Thread,
-        id: *id,
-    });
-    for requested in processes.chain(threads) {
-        if !targets.seen.insert((requested.kind, requested.id)) {
-            continue;
-        }
-        match targets.add(requested.target(), requested.identity(), true) {
-            Ok(_) => {}
-            Err(err) if err.is_gone() && args.exited => {
-                targets.already_exited += 1;
-                let watched = Watched {
-                    identity: requested.identity(),
-                    comm: None,
-                    added: SystemTime::now(),
-                };
-                gone.push((watched, err.to_string()));
-            }
-            Err(err) if err.is_gone() => {
-                return Err(Failure::new(
-                    Code::Failure,
-                    format!("{err}; pass --exited to count it as exited"),
-                ));
-            }
-            Err(err) => return Err(Failure::from_error(err)),
-        }
-    }
-    Ok(())
-}
-
-/// Adds each `--threads` process and all of its threads.
-fn add_all_threads(args: &WaitArgs, targets: &mut Targets) -> Result<(), Failure> {
-    for process in &args.all_threads {
-        let pid = process.pid;
-        // The process comes first: while it is watched and alive,
-        // /proc/PID/task lists this process's threads.
-        let requested = Requested {
-            kind: TargetKind::Process,
-            id: *process,
-        };
-        targets
-            .add(requested.target(), requested.identity(), true)
-            .map_err(Failure::from_error)?;
-        targets.seen.insert((TargetKind::Process, *process));
-
-        let threads = select::threads_of(pid).map_err(|err| {
-            Failure::new(
-                Code::Failure,
-                format!("cannot list the threads of process {pid} in /proc/{pid}/task: {err}"),
-            )
-        })?;
-        let mut added = 0;
-        // NOTE: threads started after this listing are not watched; their
-        // exits show only in the process's own exit.
-        for thread in &threads {
-            let id = PidInode {
-                pid: thread.id,
-                inode: None,
-            };
-            if !targets.seen.insert((TargetKind::Thread, id)) {
-                continue;
-            }
-            let fallback = Identity {
-                kind: TargetKind::Thread,
-                pid: Some(pid),
-                tid: Some(thread.id),
-                inode: None,
-            };
-            if targets.add_selected(Target::Thread(id), fallback, thread, Some(pid), false)? {
-                added += 1;
-            }
-        }
-        tracing::info!(pid, threads = added, "watching every thread");
-    }
-    Ok(())
-}
-
-/// Adds the processes that `--pattern`, `--uid`, `--euid` and `--parent`
-/// select.
-fn add_selected(args: &WaitArgs, targets: &mut Targets) -> Result<(), Failure> {
-    if args.pattern.is_none()
-        && args.uid.is_empty()
-        && args.euid.is_empty()
-        && args.parent.is_empty()
-    {
-        return Ok(());
-    }
-    let pattern = match &args.pattern {
-        Some(pattern) => Some(
-            Pattern::new(pattern, args.exact)
-                .map_err(|message| Failure::new(Code::Failure, message))?,
-        ),
-        None => None,
-    };
-    let criteria = Criteria {
-        pattern,
-        full: args.full,
-        uids: args.uid.clone(),
-        euids: args.euid.clone(),
-        parents: args.parent.clone(),
-        pick: if args.newest {
-            Some(Pick::Newest)
-        } else if args.oldest {
-            Some(Pick::Oldest)
-        } else {
-            None
-        },
-    };
-
-    let candidates = criteria.scan().map_err(|err| {
-        Failure::new(
-            Code::Failure,
-            format!("cannot read /proc to select processes: {err}"),
-        )
-    })?;
-    let mut added = 0;
-    for candidate in &candidates {
-        let id = PidInode {
-            pid: candidate.id,
-            inode: None,
-        };
-        let named = targets
-            .seen
-            .iter()
-            .any(|(kind, seen)| *kind == TargetKind::Process && seen.pid == candidate.id);
-        if named {
-            added += 1;
-            continue;
-        }
-        let fallback = Identity {
-            kind: TargetKind::Process,
-            pid: Some(candidate.id),
-            tid: None,
-            inode: None,
-        };
-        if targets.add_selected(Target::Process(id), fallback, candidate, None, true)? {
-            targets.seen.insert((TargetKind::Process, id));
-            added += 1;
-        }
-    }
-    if added == 0 {
-        return Err(Failure::new(
-            Code::Failure,
-            format!("no process matches: {}", criteria.describe()),
-        ));
-    }
-    Ok(())
 }
 
 /// The state of the wait loop.
