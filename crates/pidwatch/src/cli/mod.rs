@@ -13,6 +13,7 @@ mod signals;
 mod targets;
 mod wait;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -118,7 +119,8 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(failure) => {
             if let Some(message) = failure.message {
-                eprintln!("pidwatch: {message}");
+                // Nothing is left to report a failed write to.
+                let _ = writeln!(std::io::stderr(), "pidwatch: {message}");
             }
             failure.code
         }

@@ -202,7 +202,9 @@ impl Printer {
             return;
         }
         self.progress.hide();
-        eprintln!("pidwatch: {text}");
+        // A closed stderr must not end the wait, so a failed write is
+        // ignored (eprintln! would panic).
+        let _ = writeln!(std::io::stderr(), "pidwatch: {text}");
         self.progress.show();
     }
 

@@ -1,6 +1,6 @@
 //! `pidwatch wait`: block until processes and threads exit.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
@@ -22,7 +22,7 @@ const REAP_GRACE: Duration = Duration::from_secs(1);
 /// The exit code of `--exit-status` when the kernel gave no status.
 const STATUS_UNKNOWN: u8 = 255;
 
-/// The options of one run, checked against each other.
+/// The timeout and the signals sent when it passes.
 struct Plan {
     deadline: Option<Instant>,
     /// The signal sent on timeout, if any.
@@ -112,7 +112,7 @@ pub fn run(args: WaitArgs) -> Result<Code, Failure> {
         count,
         exited: gone.len(),
         wants_status: mode != Mode::Quiet || args.exit_status,
-        awaiting_reap: HashSet::new(),
+        awaiting_reap: HashMap::new(),
         alive_after_timeout: HashSet::new(),
         last_status: None,
     };
@@ -134,8 +134,9 @@ struct Run {
     count: usize,
     exited: usize,
     wants_status: bool,
-    /// Targets whose exit line waits for the reap that carries the status.
-    awaiting_reap: HashSet<TargetId>,
+    /// Targets whose exit line waits for the reap that carries the status,
+    /// with how and when the exit was seen.
+    awaiting_reap: HashMap<TargetId, (Source, SystemTime)>,
     /// Targets signalled on timeout that have not exited yet.
     alive_after_timeout: HashSet<TargetId>,
     /// The last exit status seen, for `--exit-status`.
@@ -276,16 +277,17 @@ impl Run {
                     self.printer
                         .exit_text(&watched, event.status, event.source, event.time)?;
                 } else {
-                    self.awaiting_reap.insert(event.target);
+                    self.awaiting_reap
+                        .insert(event.target, (event.source, event.time));
                 }
             }
             EventKind::Reaped => {
                 if event.status.is_some() {
                     self.last_status = event.status;
                 }
-                if self.awaiting_reap.remove(&event.target) {
+                if let Some((source, time)) = self.awaiting_reap.remove(&event.target) {
                     self.printer
-                        .exit_text(&watched, event.status, event.source, event.time)?;
+                        .exit_text(&watched, event.status, source, time)?;
                 }
             }
             _ => {}
@@ -295,14 +297,12 @@ impl Run {
 
     /// Prints the exit lines still waiting for a reap, without a status.
     fn report_unreaped(&mut self) -> Result<(), Failure> {
-        let mut ids: Vec<TargetId> = self.awaiting_reap.drain().collect();
-        ids.sort();
-        for id in ids {
+        let mut exits: Vec<(TargetId, (Source, SystemTime))> = self.awaiting_reap.drain().collect();
+        exits.sort_by_key(|(id, _)| *id);
+        for (id, (source, time)) in exits {
             if let Some(entry) = self.targets.entries.get(&id) {
                 let watched = entry.watched.clone();
-                // NOTE: the exit time is not kept, so "watched" runs until now.
-                self.printer
-                    .exit_text(&watched, None, Source::Kernel, SystemTime::now())?;
+                self.printer.exit_text(&watched, None, source, time)?;
             }
         }
         Ok(())
