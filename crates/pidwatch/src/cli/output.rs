@@ -309,19 +309,19 @@ struct Progress {
     enabled: bool,
     total: usize,
     exited: usize,
-    shown: bool,
+    visible: bool,
 }
 
 /// `\r` and the ANSI "erase to end of line" sequence (`CSI K`).
 const CLEAR_LINE: &str = "\r\x1b[K";
 
 impl Progress {
-    fn new(wanted: bool, total: usize) -> Self {
+    fn new(requested: bool, total: usize) -> Self {
         Progress {
-            enabled: wanted && total > 1 && std::io::stderr().is_terminal(),
+            enabled: requested && total > 1 && std::io::stderr().is_terminal(),
             total,
             exited: 0,
-            shown: false,
+            visible: false,
         }
     }
 
@@ -343,18 +343,18 @@ impl Progress {
         let _ = stderr
             .write_all(text.as_bytes())
             .and_then(|()| stderr.flush());
-        self.shown = true;
+        self.visible = true;
     }
 
     fn hide(&mut self) {
-        if !self.shown {
+        if !self.visible {
             return;
         }
         let mut stderr = std::io::stderr().lock();
         let _ = stderr
             .write_all(CLEAR_LINE.as_bytes())
             .and_then(|()| stderr.flush());
-        self.shown = false;
+        self.visible = false;
     }
 }
 

@@ -101,7 +101,7 @@ pub fn parse_kill_after(input: &str) -> Result<Duration, String> {
 /// Parses a duration: a non-negative decimal number with an optional unit,
 /// `ms`, `s` (the default), `m`, `h` or `d`, such as `500ms`, `2s`, `1m` or
 /// `1.5`.
-pub fn parse_duration(input: &str, what: &str) -> Result<Duration, String> {
+pub fn parse_duration(input: &str, value_name: &str) -> Result<Duration, String> {
     let expected = "expected a non-negative number with an optional unit ms, s, m, h or d, such as 1.5, 500ms, 2s or 1m";
     let unit_start = input
         .rfind(|c: char| !c.is_ascii_alphabetic())
@@ -113,13 +113,13 @@ pub fn parse_duration(input: &str, what: &str) -> Result<Duration, String> {
         "m" => 60.0,
         "h" => 3600.0,
         "d" => 86400.0,
-        _ => return Err(format!("invalid {what} {input:?}: {expected}")),
+        _ => return Err(format!("invalid {value_name} {input:?}: {expected}")),
     };
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("invalid {what} {input:?}: {expected}"))?;
+        .map_err(|_| format!("invalid {value_name} {input:?}: {expected}"))?;
     Duration::try_from_secs_f64(value * seconds_per_unit)
-        .map_err(|_| format!("invalid {what} {input:?}: {expected}"))
+        .map_err(|_| format!("invalid {value_name} {input:?}: {expected}"))
 }
 
 /// Parses a user as a numeric UID or a name known to the system's user

@@ -252,7 +252,7 @@ pub fn still_same(candidate: &Candidate, group: Option<u32>) -> Result<bool, Err
 }
 
 /// Reads the command name of a watched task, and returns it only if the
-/// task still held its PID after the read, so the name cannot belong to a
+/// task still had its PID after the read, so the name cannot belong to a
 /// process that reused the PID.
 ///
 /// The PID is freed when the task is reaped, which a pidfd reports with
@@ -269,12 +269,12 @@ pub fn command_name(
     };
     let comm = stat.ok().flatten()?.comm;
     let readiness = sys::readiness(pidfd).ok()?;
-    let held = if Features::get().has(Feature::PollHupAfterReap) {
+    let pid_still_assigned = if Features::get().has(Feature::PollHupAfterReap) {
         !readiness.hangup
     } else {
         !readiness.exited()
     };
-    held.then_some(comm)
+    pid_still_assigned.then_some(comm)
 }
 
 #[cfg(test)]

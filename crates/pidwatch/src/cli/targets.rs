@@ -145,7 +145,7 @@ impl Targets {
 pub fn add_requested(
     args: &WaitArgs,
     targets: &mut Targets,
-    gone: &mut Vec<(Watched, String)>,
+    exited_before: &mut Vec<(Watched, String)>,
 ) -> Result<(), Failure> {
     let processes = args.pids.iter().map(|id| Requested {
         kind: TargetKind::Process,
@@ -168,7 +168,7 @@ pub fn add_requested(
                     comm: None,
                     added: SystemTime::now(),
                 };
-                gone.push((watched, err.to_string()));
+                exited_before.push((watched, err.to_string()));
             }
             Err(err) if err.is_gone() => {
                 return Err(Failure::new(

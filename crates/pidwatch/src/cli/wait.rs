@@ -68,8 +68,8 @@ pub fn run(args: WaitArgs) -> Result<Code, Failure> {
     let mut waiter = Waiter::new(&targets.watcher, mode != Mode::Quiet)?;
     // Messages about targets that had already exited wait until the total
     // is known, so the progress line can count them.
-    let mut gone: Vec<(Watched, String)> = Vec::new();
-    add_requested(&args, &mut targets, &mut gone)?;
+    let mut exited_before: Vec<(Watched, String)> = Vec::new();
+    add_requested(&args, &mut targets, &mut exited_before)?;
     add_all_threads(&args, &mut targets)?;
     add_selected(&args, &mut targets)?;
 
@@ -102,7 +102,7 @@ pub fn run(args: WaitArgs) -> Result<Code, Failure> {
     }
 
     let mut printer = Printer::new(mode, total);
-    for (watched, reason) in &gone {
+    for (watched, reason) in &exited_before {
         printer.already_exited(watched, reason)?;
     }
     let mut run = Run {
@@ -110,7 +110,7 @@ pub fn run(args: WaitArgs) -> Result<Code, Failure> {
         printer,
         plan,
         count,
-        exited: gone.len(),
+        exited: exited_before.len(),
         wants_status: mode != Mode::Quiet || args.exit_status,
         awaiting_reap: HashMap::new(),
         alive_after_timeout: HashSet::new(),
