@@ -308,6 +308,40 @@ mod tests {
     }
 
     #[test]
+    fn still_same_checks_start_time() {
+        let me = std::process::id();
+        let stat = procfs::task_stat(me).unwrap().unwrap();
+        let mut candidate = Candidate {
+            id: me,
+            comm: stat.comm,
+            start_time: stat.start_time,
+        };
+        assert!(still_same(&candidate, None).unwrap());
+        assert!(
+            still_same(&candidate, Some(me)).unwrap(),
+            "the leader is a thread of its group"
+        );
+
+        // A different start time is what a reused PID looks like.
+        candidate.start_time += 1;
+        assert!(!still_same(&candidate, None).unwrap());
+    }
+
+    #[test]
+    fn still_same_false_for_reaped_task() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let stat = procfs::task_stat(pid).unwrap();
+        child.wait().unwrap();
+        let candidate = Candidate {
+            id: pid,
+            comm: String::new(),
+            start_time: stat.map_or(0, |stat| stat.start_time),
+        };
+        assert!(!still_same(&candidate, None).unwrap());
+    }
+
+    #[test]
     fn own_threads_are_listed() {
         let me = std::process::id();
         let threads = threads_of(me).unwrap();
