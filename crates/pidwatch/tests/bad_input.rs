@@ -461,7 +461,10 @@ fn parent_pid_works() {
         "status unknown"
     };
     let expected = format!("process {name} (sh) has exited: {status}, watched ");
-    assert!(text.starts_with(&expected), "{text:?} does not start with {expected:?}");
+    assert!(
+        text.starts_with(&expected),
+        "{text:?} does not start with {expected:?}"
+    );
     assert_eq!(text.lines().count(), 1, "{text}");
 }
 
@@ -491,7 +494,11 @@ fn unreaped_zombie_counts_as_exited() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let line = format!("process {zombie}");
     assert!(stdout(&output).starts_with(&line), "{}", stdout(&output));
-    assert!(stdout(&output).contains("has exited"), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("has exited"),
+        "{}",
+        stdout(&output)
+    );
     assert!(stderr(&output).is_empty(), "{}", stderr(&output));
     assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
     let lines: Vec<serde_json::Value> = stdout(&json)
