@@ -306,8 +306,19 @@ impl Watcher {
     }
 
     /// Returns the identity of a watched target.
+    ///
+    /// A target that has finished (exited and reaped) stays known here until
+    /// its last queued event is taken.
     pub fn identity(&self, id: TargetId) -> Option<Identity> {
-        self.targets.get(&id).map(|entry| entry.opened.identity)
+        self.targets
+            .get(&id)
+            .map(|entry| entry.opened.identity)
+            .or_else(|| {
+                self.pending
+                    .iter()
+                    .find(|event| event.target == id)
+                    .map(|event| event.identity)
+            })
     }
 
     /// Returns how the watcher watches a target: the [`Source`] its events
