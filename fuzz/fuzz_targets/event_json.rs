@@ -1,9 +1,12 @@
-//! Fuzzes the JSON encoder of `pidwatch wait --json`: every event must
-//! serialize, and the line must carry back the fields it was built from.
+//! Fuzzes the `--json` line of `pidwatch wait` and the texts around it:
+//! `StatusJson::from_status`, `EventJson` serialization, `Watched::describe`,
+//! `status_text` and `format_duration`. No input may panic, and every line
+//! must parse back with the fields it was built from.
 //!
-//! The encoder (`EventJson`) lives in the binary's `src/cli/output.rs`.
+//! These live in the binary's `src/cli/output.rs` and `src/cli/parse.rs`.
 //! The binary's modules are not part of the library, so this target
-//! compiles that source file by path.
+//! compiles both files by path, with stand-ins for the error types they
+//! name (`shim/cli.rs`).
 
 #![no_main]
 
@@ -13,44 +16,38 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use pidwatch::{Event, EventKind, Identity, Source, Target, TargetId, TargetKind, Watcher};
+use pidwatch::{Identity, TargetKind};
+
+#[allow(dead_code)]
+#[path = "../shim/cli.rs"]
+mod shim;
+
+use shim::{Code, Failure};
+
+#[allow(dead_code)]
+#[path = "../../crates/pidwatch/src/cli/parse.rs"]
+mod parse;
 
 #[allow(dead_code)]
 #[path = "../../crates/pidwatch/src/cli/output.rs"]
 mod output;
 
+use output::{EventJson, LineKind, StatusJson, Watched};
+
 #[derive(Arbitrary, Debug)]
 struct Input {
-    reaped: bool,
+    kind: u8,
     thread: bool,
     pid: Option<u32>,
     tid: Option<u32>,
     inode: Option<u64>,
+    comm: Option<String>,
     raw_status: Option<i32>,
     source: u8,
+    signal: Option<i32>,
+    watched_micros: u64,
     seconds: u64,
     nanos: u32,
-    before_epoch: bool,
-    already_exited: bool,
-}
-
-thread_local! {
-    /// One watcher, kept for the life of the fuzzer, that watches this
-    /// process. `Watcher` is not `Send`, so it lives in a thread-local,
-    /// where LeakSanitizer still finds it at exit.
-    static WATCHED: (Watcher, TargetId) = {
-        let mut watcher = Watcher::new().expect("epoll");
-        let id = watcher
-            .add(Target::process(std::process::id()))
-            .expect("watch this process");
-        (watcher, id)
-    };
-}
-
-/// Returns a real target handle, because `TargetId` has no public
-/// constructor.
-fn target_id() -> TargetId {
-    WATCHED.with(|watched| watched.1)
 }
 
 fuzz_target!(|input: Input| {
@@ -64,83 +61,88 @@ fuzz_target!(|input: Input| {
         tid: input.tid,
         inode: input.inode,
     };
-    let offset = Duration::new(input.seconds, input.nanos % 1_000_000_000);
-    let time = if input.before_epoch {
-        UNIX_EPOCH.checked_sub(offset)
-    } else {
-        UNIX_EPOCH.checked_add(offset)
+    let Some(added) =
+        UNIX_EPOCH.checked_add(Duration::new(input.seconds, input.nanos % 1_000_000_000))
+    else {
+        return;
     };
-    let Some(time) = time else { return };
+    let watched = Watched {
+        identity,
+        comm: input.comm.clone(),
+        added,
+    };
+    for inode in [false, true] {
+        let text = watched.describe(inode);
+        if let Some(comm) = &input.comm {
+            assert!(text.ends_with(&format!(" ({comm})")), "{text:?}");
+        }
+    }
+
     let status = input.raw_status.map(ExitStatus::from_raw);
+    let _ = output::status_text(status);
+    let watched_for = Duration::from_micros(input.watched_micros);
+    assert!(!output::format_duration(watched_for).is_empty());
 
-    let json = if input.already_exited {
-        output::EventJson::already_exited(identity)
-    } else {
-        output::EventJson::from_event(&Event {
-            target: target_id(),
-            kind: if input.reaped {
-                EventKind::Reaped
-            } else {
-                EventKind::Exited
-            },
-            identity,
-            status,
-            source: match input.source % 3 {
-                0 => Source::Kernel,
-                1 => Source::Verified,
-                _ => Source::Polled,
-            },
-            time,
-        })
+    let kind = match input.kind % 3 {
+        0 => LineKind::Exited,
+        1 => LineKind::Reaped,
+        _ => LineKind::SignalSent,
     };
-    let line = serde_json::to_string(&json).expect("every event serializes");
-    assert!(!line.contains('\n'), "one event per line: {line}");
-    let value: serde_json::Value = serde_json::from_str(&line).expect("the line is JSON");
+    let source = match input.source % 4 {
+        0 => "kernel",
+        1 => "verified",
+        2 => "polled",
+        _ => "already_exited",
+    };
+    let line = EventJson {
+        schema_version: output::SCHEMA_VERSION,
+        kind,
+        target: identity.kind,
+        pid: identity.pid,
+        tid: identity.tid,
+        inode: identity.inode,
+        comm: input.comm.clone(),
+        status: status.and_then(StatusJson::from_status),
+        source,
+        signal: input.signal,
+        signal_name: input.signal.map(parse::signal_name),
+        watched_seconds: watched_for.as_secs_f64(),
+        timestamp: input.seconds as f64,
+    };
+    let text = serde_json::to_string(&line).expect("every line serializes");
+    assert!(!text.contains('\n'), "one event per line: {text}");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("the line is JSON");
 
-    let kind = if input.reaped && !input.already_exited {
-        "reaped"
-    } else {
-        "exited"
-    };
-    assert_eq!(value["kind"], kind);
-    assert_eq!(
-        value["target"],
-        if input.thread { "thread" } else { "process" }
-    );
     assert_eq!(value["pid"], serde_json::json!(input.pid));
     assert_eq!(value["inode"], serde_json::json!(input.inode));
+    assert_eq!(value["comm"], serde_json::json!(input.comm));
     match input.tid {
         Some(tid) => assert_eq!(value["tid"], tid),
-        None => assert!(value.get("tid").is_none(), "{line}"),
+        None => assert!(value.get("tid").is_none(), "{text}"),
     }
-    let timestamp = value["timestamp"].as_f64().expect("timestamp is a number");
-    assert!(timestamp.is_finite(), "{line}");
-    assert!(timestamp >= 0.0, "{line}");
-
-    let source = value["source"].as_str().expect("source is a string");
-    if input.already_exited {
-        assert_eq!(source, "already_exited");
-        assert!(value["status"].is_null());
-    } else {
-        assert!(["kernel", "verified", "polled"].contains(&source), "{line}");
-        let expected = status.and_then(|status| {
-            if let Some(code) = status.code() {
-                Some(serde_json::json!({ "code": code }))
-            } else {
-                status.signal().map(|signal| {
-                    serde_json::json!({
-                        "signal": signal,
-                        "signal_name": pidwatch::check::signal_name(signal),
-                        "core_dumped": status.core_dumped(),
-                    })
+    match input.signal {
+        Some(signal) => assert_eq!(value["signal"], signal),
+        None => assert!(value.get("signal").is_none(), "{text}"),
+    }
+    let expected = status.and_then(|status| {
+        if let Some(code) = status.code() {
+            Some(serde_json::json!({ "code": code }))
+        } else {
+            status.signal().map(|signal| {
+                serde_json::json!({
+                    "signal": signal,
+                    "signal_name": parse::signal_name(signal),
+                    "core_dumped": status.core_dumped(),
                 })
-            }
-        });
-        assert_eq!(
-            value["status"],
-            expected.unwrap_or(serde_json::Value::Null),
-            "{line}"
-        );
-    }
-    let _ = output::status_text(status);
+            })
+        }
+    });
+    assert_eq!(
+        value["status"],
+        expected.unwrap_or(serde_json::Value::Null),
+        "{text}"
+    );
+
+    // The stand-ins are named so that output.rs finds them at the root.
+    let _ = (Code::Failure, Failure::quiet(Code::Failure));
 });

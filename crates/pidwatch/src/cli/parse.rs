@@ -85,7 +85,25 @@ pub fn parse_signal(input: &str) -> Result<i32, String> {
                 .find(|(_, known)| *known == name)
                 .map(|(number, _)| *number)
         })
+        .or_else(|| real_time_signal(name))
         .ok_or_else(|| format!("invalid signal {input:?}: {hint}"))
+}
+
+/// Parses `RTMIN` and `RTMIN+N`, the names [`signal_name`] prints for the
+/// real-time signals.
+fn real_time_signal(name: &str) -> Option<i32> {
+    let offset = match name.strip_prefix("RTMIN")? {
+        "" => 0,
+        rest => {
+            let digits = rest.strip_prefix('+')?;
+            if !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            digits.parse::<i32>().ok()?
+        }
+    };
+    let signal = SIGRTMIN.checked_add(offset)?;
+    (SIGRTMIN..=SIGNAL_MAX).contains(&signal).then_some(signal)
 }
 
 /// Parses the value of `--timeout`.
@@ -218,6 +236,18 @@ mod tests {
             let err = parse_signal(bad).unwrap_err();
             assert!(err.contains(&format!("{bad:?}")), "{bad:?}: {err}");
         }
+    }
+
+    #[test]
+    fn printed_signal_names_parse_back() {
+        // Signals 32 and 33 have no name and print as "signal N".
+        for signal in (1..=SIGNAL_MAX).filter(|signal| !(32..=33).contains(signal)) {
+            let name = signal_name(signal);
+            assert_eq!(parse_signal(&name), Ok(signal), "{name}");
+        }
+        assert!(parse_signal("RTMIN+31").is_err());
+        assert!(parse_signal("RTMIN+-1").is_err());
+        assert!(parse_signal("RTMIN3").is_err());
     }
 
     #[test]
