@@ -716,3 +716,15 @@ fn hidepid_kernel_thread_warns() {
         "pidwatch: warning: /proc/2 is hidden (procfs mounted with hidepid), so pidwatch cannot tell whether PID 2 is a kernel thread, which would never exit",
     );
 }
+
+/// The option-value fuzzer found this one: a unit split inside a
+/// multi-byte character made the duration parser panic.
+#[test]
+fn timeout_with_multibyte_text() {
+    let output = run(&["wait", "-t", "éh", "1"]);
+    assert_rejected(
+        &output,
+        1,
+        "error: invalid value 'éh' for '--timeout <DURATION>': invalid timeout \"éh\": expected a non-negative number with an optional unit ms, s, m, h or d, such as 1.5, 500ms, 2s or 1m",
+    );
+}

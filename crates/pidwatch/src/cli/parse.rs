@@ -121,9 +121,13 @@ pub fn parse_kill_after(input: &str) -> Result<Duration, String> {
 /// `1.5`.
 pub fn parse_duration(input: &str, value_name: &str) -> Result<Duration, String> {
     let expected = "expected a non-negative number with an optional unit ms, s, m, h or d, such as 1.5, 500ms, 2s or 1m";
+    // The unit is the ASCII letters at the end. The character before them
+    // may take several bytes, so the split comes after its last byte.
     let unit_start = input
-        .rfind(|c: char| !c.is_ascii_alphabetic())
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !c.is_ascii_alphabetic())
+        .map_or(0, |(i, c)| i + c.len_utf8());
     let (number, unit) = input.split_at(unit_start);
     let seconds_per_unit = match unit {
         "ms" => 1e-3,
@@ -235,6 +239,17 @@ mod tests {
         for bad in ["0", "65", "-1", "TERMINATE", "SIG", ""] {
             let err = parse_signal(bad).unwrap_err();
             assert!(err.contains(&format!("{bad:?}")), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn durations_with_multibyte_text_rejected() {
+        for input in ["éh", "1é", "\u{fffd}h", "5\u{1f600}ms"] {
+            let err = parse_duration(input, "timeout").unwrap_err();
+            assert!(
+                err.starts_with(&format!("invalid timeout {input:?}")),
+                "{err}"
+            );
         }
     }
 
