@@ -313,7 +313,8 @@ fn fork_exiting_child(code: i32) -> io::Result<(rustix::process::Pid, OwnedFd)> 
 
     // The child cannot be reaped before we do it, so its PID is still ours.
     let pidfd = pidfd_open(pid as u32, PidfdFlags::empty())?;
-    let pid = rustix::process::Pid::from_raw(pid).expect("fork returned a positive PID");
+    let pid = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| io::Error::other(format!("fork returned the invalid PID {pid}")))?;
     Ok((pid, pidfd))
 }
 

@@ -84,7 +84,12 @@ impl std::fmt::Display for Source {
 }
 
 /// One exit or reap of a watched target.
-#[derive(Clone, Debug, Eq, PartialEq)]
+///
+/// It serializes with serde as `{"target": 0, "kind": "exited",
+/// "identity": {...}, "status": {"code": 0}, "source": "kernel", "time":
+/// 1796415867.392129}`: `status` is `{"code": N}`, `{"signal": N,
+/// "core_dumped": B}` or `null`, and `time` is seconds since the Unix epoch.
+#[derive(Clone, Debug, Eq, PartialEq, Serialize)]
 pub struct Event {
     /// The target, as returned by [`Watcher::add`].
     pub target: TargetId,
@@ -94,10 +99,12 @@ pub struct Event {
     pub identity: Identity,
     /// The wait status, when known: for a reaped target on Linux 6.15+
     /// (`PIDFD_INFO_EXIT`), and for an exited child of the watching process.
+    #[serde(serialize_with = "crate::serialize::exit_status")]
     pub status: Option<ExitStatus>,
     /// The mechanism that produced the event.
     pub source: Source,
     /// When the watcher saw it.
+    #[serde(serialize_with = "crate::serialize::unix_seconds")]
     pub time: SystemTime,
 }
 
@@ -128,7 +135,6 @@ pub struct Watcher {
     targets: HashMap<TargetId, Entry>,
     next_id: u64,
     pending: VecDeque<Event>,
-    ready: Vec<epoll::Event>,
     reaps_visible: bool,
 }
 
@@ -142,7 +148,6 @@ impl Watcher {
             targets: HashMap::new(),
             next_id: 0,
             pending: VecDeque::new(),
-            ready: Vec::with_capacity(256),
             reaps_visible: Features::get().has(Feature::PollHupAfterReap),
         })
     }
@@ -251,10 +256,12 @@ impl Watcher {
     /// Waits for epoll readiness and turns it into queued events.
     fn wait_ready(&mut self, timeout: Option<Duration>) -> Result<()> {
         let timespec = timeout.map(sys::pidfd::to_timespec);
-        self.ready.clear();
+        // A local buffer, because rustix's `epoll::Event` holds a raw
+        // pointer, which would make the watcher neither `Send` nor `Sync`.
+        let mut ready: Vec<epoll::Event> = Vec::with_capacity(256);
         match epoll::wait(
             &self.epoll,
-            rustix::buffer::spare_capacity(&mut self.ready),
+            rustix::buffer::spare_capacity(&mut ready),
             timespec.as_ref(),
         ) {
             Ok(_) => {}
@@ -262,8 +269,7 @@ impl Watcher {
             Err(err) => return Err(Error::io("epoll_wait failed", err.into())),
         }
 
-        let ids: Vec<TargetId> = self.ready.iter().map(|e| TargetId(e.data.u64())).collect();
-        for id in ids {
+        for id in ready.iter().map(|e| TargetId(e.data.u64())) {
             self.check(id)?;
         }
         Ok(())
