@@ -112,7 +112,7 @@ pub enum Error {
     NotAPidfd {
         /// The descriptor number.
         fd: RawFd,
-        /// What it is instead, or why it could not be checked.
+        /// The kind of file it is, or the reason the check failed.
         reason: String,
     },
 

@@ -210,23 +210,22 @@ fn verify_thread_group(pidfd: &OwnedFd, pid: u32, tid: u32) -> Result<()> {
     // PIDFD_GET_INFO (Linux 6.13) names the thread group of the task the
     // pidfd holds, so no TID reuse can come between open and check.
     match sys::pidfd_get_info(pidfd, PidfdInfoMask::PIDFD_INFO_PID) {
-        Ok(info) => {
-            return match info.tgid {
-                Some(tgid) if tgid == pid => Ok(()),
-                tgid => Err(Error::NotAThread { tid, pid, tgid }),
-            };
-        }
+        Ok(info) => match info.tgid {
+            Some(tgid) if tgid == pid => Ok(()),
+            tgid => Err(Error::NotAThread { tid, pid, tgid }),
+        },
         // Reaped after the open.
-        Err(err) if err.raw_os_error() == Some(libc::ESRCH) => {
-            return Err(Error::NotFound {
-                what: "TID",
-                id: tid,
-            });
-        }
-        // Linux before 6.13: no PIDFD_GET_INFO. Check /proc below.
-        Err(_) => {}
+        Err(err) if err.raw_os_error() == Some(libc::ESRCH) => Err(Error::NotFound {
+            what: "TID",
+            id: tid,
+        }),
+        // Linux before 6.13: no PIDFD_GET_INFO.
+        Err(_) => verify_thread_group_in_procfs(pidfd, pid, tid),
     }
+}
 
+/// [`verify_thread_group`] for kernels without `PIDFD_GET_INFO`.
+fn verify_thread_group_in_procfs(pidfd: &OwnedFd, pid: u32, tid: u32) -> Result<()> {
     // /proc/PID/task/TID names whichever task has the TID now. The pidfd
     // pins the task but not the number, which is freed at reap, so the
     // entry is ours only if the task was still unreaped after the read.
@@ -259,7 +258,11 @@ mod tests {
     #[test]
     fn parse_thread_and_process() {
         let target = Target::parse("42", TargetKind::Thread).unwrap();
-        assert!(matches!(target, Target::Thread(id) if id.pid == 42 && id.inode.is_none()));
+        let Target::Thread(id) = target else {
+            panic!("expected a thread target, got {target:?}");
+        };
+        assert_eq!(id.pid, 42);
+        assert_eq!(id.inode, None);
         let target: Target = "42:7".parse().unwrap();
         assert!(matches!(target, Target::Process(id) if id.inode == Some(7)));
     }
@@ -268,6 +271,33 @@ mod tests {
     fn parse_errors_name_the_kind() {
         let err = Target::parse("x", TargetKind::Thread).unwrap_err();
         assert!(err.to_string().starts_with("invalid TID \"x\""), "{err}");
+    }
+
+    #[test]
+    fn procfs_check_tells_thread_groups_apart() {
+        if !Features::get().has(Feature::PidfdThread) {
+            eprintln!("skipped: PIDFD_THREAD (Linux 6.9) is missing");
+            return;
+        }
+        let me = std::process::id();
+        let own = sys::pidfd_open(me, PidfdFlags::PIDFD_THREAD).unwrap();
+        verify_thread_group_in_procfs(&own, me, me).unwrap();
+
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let other = sys::pidfd_open(child.id(), PidfdFlags::PIDFD_THREAD).unwrap();
+        let err = verify_thread_group_in_procfs(&other, me, child.id()).unwrap_err();
+        assert!(
+            matches!(err, Error::NotAThread { tgid: Some(tgid), .. } if tgid == child.id()),
+            "got {err}"
+        );
+
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let err = verify_thread_group_in_procfs(&other, me, child.id()).unwrap_err();
+        assert!(err.is_gone(), "got {err}");
     }
 
     #[test]

@@ -91,7 +91,7 @@
 //!   Its epoll descriptor becomes readable when a target may have an event;
 //!   call [`Watcher::next_event`] with a zero timeout then, and again after
 //!   [`Watcher::poll_timeout`] even without readiness.
-//! - **tokio** (feature `tokio`): [`tokio::AsyncWatcher`] registers that
+//! - **tokio** (feature `tokio`): `tokio::AsyncWatcher` registers that
 //!   descriptor with the caller's runtime, so waiting needs no thread of its
 //!   own. It has `next_event().await`, a `futures_core::Stream` of events,
 //!   and `wait(target).await`, and all three are cancellation safe.
@@ -109,7 +109,7 @@
 //!
 //! # Cargo features
 //!
-//! - `tokio`: the [`tokio`] module (`tokio` with `net` and `time`, and
+//! - `tokio`: the `tokio` module (`tokio` with `net` and `time`, and
 //!   `futures-core`).
 //!
 //! # Layout

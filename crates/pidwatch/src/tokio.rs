@@ -103,8 +103,8 @@ pub struct AsyncWatcher {
     /// Events of other targets that [`AsyncWatcher::wait`] read while it
     /// waited, returned before anything new.
     stash: VecDeque<Event>,
-    /// Armed while [`Watcher::poll_timeout`] asks for a step without
-    /// readiness.
+    /// Armed while [`Watcher::poll_timeout`] returns a timeout, to step the
+    /// watcher again without readiness.
     timer: Option<Pin<Box<Sleep>>>,
 }
 
@@ -408,11 +408,12 @@ impl AsyncWatcher {
     ///
     /// The target is removed afterwards, so no [`EventKind::Reaped`] event
     /// follows for it. Events of other targets that arrive meanwhile are
-    /// kept for [`next_event`](AsyncWatcher::next_event). For a target that
-    /// is not a child of this process the exit status is known only after
-    /// the reap (Linux 6.15), so this event's `status` is `None`; keep the
-    /// target with [`add`](AsyncWatcher::add) and read its `Reaped` event
-    /// to get it.
+    /// kept for [`next_event`](AsyncWatcher::next_event).
+    ///
+    /// The exit status of a target that is not a child of this process is
+    /// known only after the reap (Linux 6.15), so this event's `status` is
+    /// then `None`. To get it, add the target with
+    /// [`add`](AsyncWatcher::add) and read its `Reaped` event.
     ///
     /// Cancellation safe: when the future is dropped before it completes,
     /// the target is removed and no event of other targets is lost.
@@ -451,8 +452,9 @@ impl AsyncWatcher {
                 Poll::Ready(Ok(Some(event))) => self.stash.push_back(event),
                 Poll::Ready(Ok(None)) => {
                     // A watched target always reports Exited before the
-                    // watcher lets go of it, and `wait` holds the only
-                    // access to the watcher, so this is a bug if reached.
+                    // watcher lets go of it, and nothing but `wait` can
+                    // reach the watcher meanwhile, so this is a bug if
+                    // reached.
                     return Poll::Ready(Err(Error::io(
                         format!("waiting for target {id:?}"),
                         io::Error::other("the target was removed before it exited"),
