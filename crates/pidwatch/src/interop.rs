@@ -92,11 +92,9 @@ impl Target {
     /// Use it for TIDs read from `/proc/PID/task`: a listed thread can exit
     /// and its TID be reused by another task before the watcher opens it.
     /// Where the kernel has `PIDFD_THREAD` (Linux 6.9), the returned target
-    /// is pinned by the thread's pidfs inode, so [`Watcher::add`] fails
-    /// rather than watching a later task with the same TID. On older
-    /// kernels the check reads `/proc/PID/task/TID`.
-    ///
-    /// [`Watcher::add`]: crate::Watcher::add
+    /// holds the `PIDFD_THREAD` pidfd that was checked, so the watcher
+    /// watches exactly that thread. On older kernels the check reads
+    /// `/proc/PID/task/TID`, and the target is [`Target::thread`].
     ///
     /// # Errors
     ///
@@ -136,12 +134,7 @@ impl Target {
         let pidfd = sys::pidfd_open(tid, PidfdFlags::PIDFD_THREAD)
             .map_err(|err| open_error(err, "TID", tid, true))?;
         verify_thread_group(&pidfd, pid, tid)?;
-
-        // PIDFD_THREAD came with pidfs (both Linux 6.9), so the inode is
-        // there to pin the target.
-        let inode = sys::pidfd_inode(&pidfd)
-            .map_err(|err| Error::io(format!("fstat on the pidfd of TID {tid}"), err))?;
-        Ok(Target::Thread(PidInode { pid: tid, inode }))
+        Ok(Target::ThreadPidfd(pidfd))
     }
 }
 

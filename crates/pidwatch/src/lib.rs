@@ -62,29 +62,39 @@
 //! # Kernel regimes
 //!
 //! The [`sys::Features`] probe calls each kernel feature once; pidwatch
-//! never reads the kernel version. What it finds decides how each target is
-//! watched, and [`Event::source`] says which way each event came:
+//! never reads the kernel version. The [`Regime`](watch::Regime) it finds
+//! decides how each target is watched, and [`Event::source`] says which way
+//! each event came:
 //!
-//! | kernel | processes | threads | `source` |
-//! | --- | --- | --- | --- |
-//! | 6.15+, 6.12.31+ | process pidfd | `PIDFD_THREAD` pidfd, trusted | `kernel` |
-//! | 6.9 to 6.14 | process pidfd | `PIDFD_THREAD` pidfd; a leader's early readiness is checked against `/proc` | `kernel`, or `verified` for a leader |
-//! | 5.3 to 6.8 | process pidfd | `/proc/PID/task/TID` polled, with a start-time identity check | `kernel` for processes, `polled` for threads |
-//! | before 5.3, or `pidfd_open` blocked by seccomp | `/proc` polled | `/proc` polled | `polled` |
+//! | regime | kernels | processes | leader as a thread | other threads | `source` |
+//! | --- | --- | --- | --- | --- | --- |
+//! | `fixed` | 6.15+, 6.12.31+ | process pidfd | `PIDFD_THREAD` pidfd | `PIDFD_THREAD` pidfd | `kernel` |
+//! | `legacy-thread-pidfd` | 6.9 to 6.14, 6.12 before 6.12.31 | process pidfd | process pidfd on the same struct pid | `PIDFD_THREAD` pidfd | `verified` for the leader |
+//! | `no-thread-pidfd` | 5.3 to 6.8 | process pidfd | process pidfd | `/proc` polled, plus the group's pidfd | `verified` for the leader, `polled` for threads |
+//! | `no-pidfd` | before 5.3, or `pidfd_open` blocked by seccomp | `/proc` polled | `/proc` polled | `/proc` polled | `polled` |
 //!
-//! - `kernel`: the pidfd reported the exit and the kernel's rule is the one
-//!   pidwatch promises.
-//! - `verified`: Linux 6.9 to 6.14 report a leader's exit while other
-//!   threads of its group still run. The watcher reports the exit only
-//!   once `/proc` shows the group is empty.
-//! - `polled`: the watcher read `/proc` on a timer. The start time read
-//!   when the target was added rules out a reused PID. An event comes up
-//!   to one polling interval late, and [`Watcher::poll_timeout`] returns
-//!   that interval to event loops.
+//! - `kernel`: the target's own pidfd reported the exit, and the kernel's
+//!   rule is the one pidwatch promises.
+//! - `verified`: the kernel's `PIDFD_THREAD` pidfd of a leader would report
+//!   the leader's exit while other threads of its group run (6.9 to 6.14),
+//!   or there is no `PIDFD_THREAD` (before 6.9). The watcher waits on a
+//!   process pidfd of the same struct pid instead, which reports only once
+//!   the whole group has exited, and follows the PID through a subthread's
+//!   `execve`.
+//! - `polled`: the watcher read `/proc` in rounds, from 10 ms up to 500 ms
+//!   apart ([`watch::Builder::max_poll_interval`]). The start time read when
+//!   the target was added rules out a reused PID. An event comes up to one
+//!   round late, and [`Watcher::poll_timeout`] tells event loops when the
+//!   next round is due.
 //!
-//! Without pidfs (before 6.9) there are no reaped events and no inodes, so
-//! `PID:INODE` targets fail with [`Error::Unsupported`].
-//!
+//! Before Linux 6.9 (no pidfs, no `POLLHUP` after reap) reaps are seen in
+//! `/proc`, and `PID:INODE` targets fail with [`Error::Unsupported`]. When
+//! the descriptor limit is reached, the watcher raises the soft
+//! `RLIMIT_NOFILE` to the hard limit, then polls the targets it cannot open
+//! a pidfd for ([`watch::Builder::strict`] makes that an error instead).
+//! `pidwatch check` shows the running kernel's regime and runs the
+//! scenarios.
+
 //! # Integration
 //!
 //! - **Event loops**: [`Watcher`] implements [`AsFd`](std::os::fd::AsFd).

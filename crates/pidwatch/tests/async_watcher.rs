@@ -1,6 +1,7 @@
 //! The tokio watcher on real processes and threads: it reports the same
-//! events as the sync watcher, its futures are cancellation safe, and its
-//! stream ends and restarts with its targets.
+//! events as the sync watcher in every regime the kernel can serve (the
+//! `/proc` polling ones run its timer), its futures are cancellation safe,
+//! and its stream ends and restarts with its targets.
 //!
 //! `PIDWATCH_QUIET_WINDOW_MS` sets how long both watchers must stay quiet
 //! where the semantics promise no exit (default 200 ms).
@@ -14,13 +15,16 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::pin;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Waker};
 use std::time::Duration;
 
 use pidwatch::helper::HelperProcess;
 use pidwatch::sys::{self, Feature, Features, PidfdFlags};
 use pidwatch::tokio::AsyncWatcher;
-use pidwatch::{Error, Event, EventKind, Target, TargetId, Watcher};
+use pidwatch::watch::Regime;
+use pidwatch::{Error, Event, EventKind, Source, Target, TargetId, Watcher};
 use tokio::runtime::Runtime;
 use tokio::time::timeout;
 use tokio_stream::StreamExt;
@@ -109,19 +113,31 @@ struct Both {
 }
 
 impl Both {
-    fn new() -> Self {
+    /// Creates both watchers in `regime`, or returns `None` (after a skip
+    /// message) when the kernel cannot serve it.
+    fn new(regime: Regime) -> Option<Self> {
+        let build = || Watcher::builder().regime(regime).build();
+        let sync = match build() {
+            Ok(watcher) => watcher,
+            Err(err @ Error::Unsupported { .. }) => {
+                eprintln!("skipped: the {regime} regime: {err}");
+                return None;
+            }
+            Err(err) => panic!("creating a watcher in the {regime} regime failed: {err}"),
+        };
         let runtime = runtime();
         let async_watcher = {
             let _context = runtime.enter();
-            AsyncWatcher::new().expect("create the async watcher")
+            let inner = build().expect("create the inner watcher");
+            AsyncWatcher::from_watcher(inner).expect("create the async watcher")
         };
-        Both {
+        Some(Both {
             runtime,
-            sync: Watcher::new().expect("create the sync watcher"),
+            sync,
             async_watcher,
             sync_seen: Vec::new(),
             async_seen: Vec::new(),
-        }
+        })
     }
 
     /// Adds the target that `make` returns to both watchers.
@@ -133,6 +149,26 @@ impl Both {
             "the watchers numbered a target differently"
         );
         Ok(sync_id)
+    }
+
+    /// Reads events from each watcher until it has nothing left to watch:
+    /// every target has reported all its events.
+    fn collect_all(&mut self) {
+        while !self.sync.is_empty() {
+            match self
+                .sync
+                .next_event(Some(EVENT_TIMEOUT))
+                .expect("sync next_event")
+            {
+                Some(event) => self.sync_seen.push(event),
+                None => panic!(
+                    "the sync watcher still watches {} targets after {EVENT_TIMEOUT:?}: {:?}",
+                    self.sync.len(),
+                    self.sync_seen
+                ),
+            }
+        }
+        self.collect_async_until(|watcher, _| watcher.is_empty());
     }
 
     /// Reads events from each watcher until `done` holds for all the events
@@ -151,7 +187,11 @@ impl Both {
                 ),
             }
         }
-        while !done(&self.async_seen) {
+        self.collect_async_until(|_, events| done(events));
+    }
+
+    fn collect_async_until(&mut self, done: impl Fn(&AsyncWatcher, &[Event]) -> bool) {
+        while !done(&self.async_watcher, &self.async_seen) {
             let watcher = &mut self.async_watcher;
             let next = self
                 .runtime
@@ -230,7 +270,15 @@ fn has(events: &[Event], target: TargetId, kind: EventKind) -> bool {
 
 #[test]
 fn same_events_child_exit() {
-    let mut both = Both::new();
+    for regime in Regime::ALL {
+        child_exit_in(regime);
+    }
+}
+
+fn child_exit_in(regime: Regime) {
+    let Some(mut both) = Both::new(regime) else {
+        return;
+    };
     let mut child = Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
     let id = both.add(|| Target::child(&child).unwrap()).unwrap();
 
@@ -240,18 +288,22 @@ fn same_events_child_exit() {
         Some(7)
     );
     assert_eq!(child.wait().unwrap().code(), Some(7));
-    if reaps_visible() {
-        both.collect_until(|events| has(events, id, EventKind::Reaped));
-    }
-    both.assert_quiet();
+    both.collect_all();
     both.assert_same();
-    assert!(both.async_watcher.is_empty());
 }
 
 #[test]
 fn same_events_killed_process() {
+    for regime in Regime::ALL {
+        killed_process_in(regime);
+    }
+}
+
+fn killed_process_in(regime: Regime) {
+    let Some(mut both) = Both::new(regime) else {
+        return;
+    };
     let pid = spawn_orphan_sleep();
-    let mut both = Both::new();
     let id = both.add(|| Target::process(pid)).unwrap();
     both.assert_quiet();
 
@@ -259,21 +311,28 @@ fn same_events_killed_process() {
     sys::pidfd_send_signal(&pidfd, libc::SIGKILL, sys::SignalScope::Default).unwrap();
 
     // Its new parent reaps it.
-    let last = if reaps_visible() {
-        EventKind::Reaped
-    } else {
-        EventKind::Exited
-    };
-    both.collect_until(|events| has(events, id, last));
-    both.assert_quiet();
+    both.collect_all();
     both.assert_same();
+    assert_eq!(both.sync_seen[0].target, id);
     assert_eq!(both.sync_seen[0].kind, EventKind::Exited);
+    if regime == Regime::NoPidfd {
+        // The async watcher saw it on its timer.
+        assert_eq!(both.async_seen[0].source, Source::Polled);
+    }
 }
 
 #[test]
 fn same_events_thread_exit() {
+    for regime in Regime::ALL {
+        thread_exit_in(regime);
+    }
+}
+
+fn thread_exit_in(regime: Regime) {
+    let Some(mut both) = Both::new(regime) else {
+        return;
+    };
     let (tid, stop, handle) = common::start_thread();
-    let mut both = Both::new();
     let id = match both.add(|| Target::thread(tid)) {
         Ok(id) => id,
         Err(Error::Unsupported {
@@ -291,22 +350,26 @@ fn same_events_thread_exit() {
     stop.send(()).unwrap();
     handle.join().unwrap();
     // A thread other than the leader is released as soon as it exits.
-    let last = if reaps_visible() {
-        EventKind::Reaped
-    } else {
-        EventKind::Exited
-    };
-    both.collect_until(|events| has(events, id, last));
-    both.assert_quiet();
+    both.collect_all();
     both.assert_same();
+    assert_eq!(both.sync_seen[0].target, id);
+    assert_eq!(both.sync_seen[0].kind, EventKind::Exited);
     assert_eq!(both.sync_seen[0].identity.tid, Some(tid));
 }
 
 #[test]
 fn same_events_premature_leader_exit() {
+    for regime in Regime::ALL {
+        premature_leader_exit_in(regime);
+    }
+}
+
+fn premature_leader_exit_in(regime: Regime) {
+    let Some(mut both) = Both::new(regime) else {
+        return;
+    };
     let program = Path::new(env!("CARGO_BIN_EXE_pidwatch"));
     let (mut helper, ready) = HelperProcess::spawn(program).expect("start the helper");
-    let mut both = Both::new();
 
     let process = both.add(|| Target::process(ready.pid)).unwrap();
     let leader = match both.add(|| Target::thread(ready.pid)) {
@@ -338,14 +401,7 @@ fn same_events_premature_leader_exit() {
         std::os::unix::process::ExitStatusExt::signal(&status),
         Some(libc::SIGKILL)
     );
-    if reaps_visible() {
-        both.collect_until(|events| {
-            targets
-                .iter()
-                .all(|&target| has(events, target, EventKind::Reaped))
-        });
-    }
-    both.assert_quiet();
+    both.collect_all();
     both.assert_same();
 }
 
@@ -504,6 +560,44 @@ fn watchers_are_send_and_sync() {
     assert_send_sync::<AsyncWatcher>();
     assert_send_sync::<Event>();
     assert_send_sync::<Error>();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn polled_wait_leaves_runtime_free() {
+    let watcher = Watcher::builder()
+        .regime(Regime::NoPidfd)
+        .build()
+        .expect("the no-pidfd regime needs nothing");
+    let mut watcher = AsyncWatcher::from_watcher(watcher).unwrap();
+    let mut child = Command::new("sh")
+        .args(["-c", "sleep 0.3"])
+        .spawn()
+        .unwrap();
+    let id = watcher.add(Target::process(child.id())).unwrap();
+
+    // A blocking wait would hold the runtime's only thread until the exit,
+    // so the ticker would not run before the event arrives.
+    let ticks = Arc::new(AtomicU32::new(0));
+    let ticker = tokio::spawn({
+        let ticks = Arc::clone(&ticks);
+        async move {
+            let mut interval = tokio::time::interval(Duration::from_millis(10));
+            loop {
+                interval.tick().await;
+                ticks.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    let event = timeout(EVENT_TIMEOUT, watcher.next_event())
+        .await
+        .expect("the exit arrives")
+        .unwrap()
+        .expect("an event");
+    assert_eq!((event.target, event.kind), (id, EventKind::Exited));
+    assert_eq!(event.source, Source::Polled);
+    assert!(ticks.load(Ordering::Relaxed) > 0, "the ticker never ran");
+    ticker.abort();
+    child.wait().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
