@@ -239,6 +239,13 @@ fn belongs_to(tgid: Option<u32>) -> String {
 }
 
 /// The result type of the library.
+///
+/// ```
+/// fn watch(pid: u32) -> pidwatch::Result<pidwatch::TargetId> {
+///     pidwatch::Watcher::new()?.add(pidwatch::Target::process(pid))
+/// }
+/// assert!(watch(std::process::id()).is_ok());
+/// ```
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[cfg(test)]
