@@ -68,10 +68,9 @@ static EXE: OnceLock<CString> = OnceLock::new();
 /// signals the driver sends.
 ///
 /// ```no_run
-/// fn main() {
-///     if std::env::args().nth(1).as_deref() == Some(pidwatch::helper::HELPER_ARG) {
-///         pidwatch::helper::run();
-///     }
+/// // At the start of the binary's main function:
+/// if std::env::args().nth(1).as_deref() == Some(pidwatch::helper::HELPER_ARG) {
+///     pidwatch::helper::run();
 /// }
 /// ```
 pub fn run() -> ! {
@@ -550,6 +549,12 @@ impl Drop for HelperProcess {
         }
         if let Err(err) = self.kill() {
             tracing::warn!(pid = self.child.id(), error = %err, "could not kill the helper");
+            // Try kill(2) as well, and leave a zombie rather than block in
+            // wait on a helper that may never exit.
+            if let Err(err) = self.child.kill() {
+                tracing::warn!(pid = self.child.id(), error = %err, "could not kill the helper; leaving it unreaped");
+                return;
+            }
         }
         if let Err(err) = self.child.wait() {
             tracing::warn!(pid = self.child.id(), error = %err, "could not reap the helper");

@@ -208,6 +208,7 @@ impl fmt::Display for PidInode {
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Opened {
     /// The pidfd refers to the requested task.
     Pidfd {

@@ -141,6 +141,7 @@ impl std::fmt::Display for Source {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, Eq, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Event {
     /// The target, as returned by [`Watcher::add`].
     pub target: TargetId,
