@@ -92,7 +92,7 @@ impl Target {
     /// Use it for TIDs read from `/proc/PID/task`: a listed thread can exit
     /// and its TID be reused by another task before the watcher opens it.
     /// Where the kernel has `PIDFD_THREAD` (Linux 6.9), the returned target
-    /// holds the `PIDFD_THREAD` pidfd that was checked, so the watcher
+    /// owns the `PIDFD_THREAD` pidfd that was checked, so the watcher
     /// watches exactly that thread. On older kernels the check reads
     /// `/proc/PID/task/TID`, and the target is [`Target::thread`].
     ///

@@ -98,9 +98,13 @@
 //! # Integration
 //!
 //! - **Event loops**: [`Watcher`] implements [`AsFd`](std::os::fd::AsFd).
-//!   Its epoll descriptor becomes readable when a target may have an event;
-//!   call [`Watcher::next_event`] with a zero timeout then, and again after
-//!   [`Watcher::poll_timeout`] even without readiness.
+//!   Its epoll descriptor becomes readable when a target may have an event.
+//!   Then call [`Watcher::next_event`] with a zero timeout until it returns
+//!   `None`, and call it again after [`Watcher::poll_timeout`] even without
+//!   readiness. One call reads at most 256 epoll entries, so an event loop
+//!   with edge-triggered registration should check that the descriptor is
+//!   no longer readable before it waits again, as `tokio::AsyncWatcher`
+//!   does.
 //! - **tokio** (feature `tokio`): `tokio::AsyncWatcher` registers that
 //!   descriptor with the caller's runtime, so waiting needs no thread of its
 //!   own. It has `next_event().await`, a `futures_core::Stream` of events,

@@ -1,7 +1,7 @@
-//! The tokio watcher on real processes and threads: it reports the same
-//! events as the sync watcher in every regime the kernel can serve (the
-//! `/proc` polling ones run its timer), its futures are cancellation safe,
-//! and its stream ends and restarts with its targets.
+//! The tokio watcher on real processes and threads. It reports the same
+//! events as the sync watcher in every regime the kernel can serve, and the
+//! `/proc` polling regimes run its timer. Its futures are cancellation
+//! safe, and its stream ends and restarts with its targets.
 //!
 //! `PIDWATCH_QUIET_WINDOW_MS` sets how long both watchers must stay quiet
 //! where the semantics promise no exit (default 200 ms).
@@ -615,4 +615,44 @@ async fn spawned_task_waits_for_exit() {
         .unwrap();
     assert_eq!(event.status.and_then(|status| status.code()), Some(2));
     child.wait().unwrap();
+}
+
+#[test]
+fn many_children_more_than_one_epoll_batch() {
+    // More targets than one epoll_wait of the watcher returns (256), all
+    // ready at once.
+    const CHILDREN: usize = 300;
+    let runtime = runtime();
+    let _context = runtime.enter();
+    let mut watcher = AsyncWatcher::new().unwrap();
+    let mut children = Vec::new();
+    for _ in 0..CHILDREN {
+        let child = spawn_sleep();
+        let id = watcher.add(Target::child(&child).unwrap()).unwrap();
+        children.push((id, child));
+    }
+    for (_, child) in &mut children {
+        child.kill().unwrap();
+    }
+    for (_, child) in &mut children {
+        child.wait().unwrap();
+    }
+
+    let mut exited = std::collections::HashSet::new();
+    while !watcher.is_empty() {
+        let event = runtime
+            .block_on(timeout(EVENT_TIMEOUT, watcher.next_event()))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "only {} of {CHILDREN} exits within {EVENT_TIMEOUT:?}",
+                    exited.len()
+                )
+            })
+            .unwrap()
+            .expect("an event while targets remain");
+        if event.kind == EventKind::Exited {
+            assert!(exited.insert(event.target), "second exit of {event:?}");
+        }
+    }
+    assert_eq!(exited.len(), CHILDREN);
 }

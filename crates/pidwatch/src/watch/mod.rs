@@ -567,7 +567,7 @@ impl Watcher {
     /// Waits for epoll readiness and turns it into queued events.
     fn wait_ready(&mut self, timeout: Option<Duration>) -> Result<()> {
         let timespec = timeout.map(sys::pidfd::to_timespec);
-        // A local buffer, because rustix's `epoll::Event` holds a raw
+        // A local buffer, because rustix's `epoll::Event` contains a raw
         // pointer, which would make the watcher neither `Send` nor `Sync`.
         let mut ready: Vec<epoll::Event> = Vec::with_capacity(256);
         match epoll::wait(
