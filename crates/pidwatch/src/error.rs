@@ -52,7 +52,7 @@ pub enum Error {
     ///
     /// `pidfd_open` fails with `ESRCH`. A zombie is still found: its exit
     /// is reported as an event.
-    #[error("no process or thread with {what} {id}: it has exited or never existed")]
+    #[error("no process or thread with {what} {id}: it has exited, or it never existed in this PID namespace")]
     NotFound {
         /// "PID" or "TID".
         what: &'static str,
@@ -63,7 +63,7 @@ pub enum Error {
     /// The PID exists but belongs to a different process than the inode
     /// names: the requested process has exited and its PID was reused.
     #[error(
-        "process {target} has exited: PID {pid} now belongs to another process (inode {current_inode})",
+        "{target} has exited: {pid} now names another process or thread (inode {current_inode})",
         pid = target.pid
     )]
     Reused {

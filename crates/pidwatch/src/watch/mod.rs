@@ -390,6 +390,9 @@ impl Watcher {
     /// target is unknown, already finished, or watched without a pidfd of
     /// its own.
     ///
+    /// Events still queued for the target are dropped, even for a finished
+    /// target, so none is returned after this call.
+    ///
     /// ```
     /// use pidwatch::{Target, Watcher};
     ///
@@ -401,9 +404,9 @@ impl Watcher {
     /// # Ok::<(), pidwatch::Error>(())
     /// ```
     pub fn remove(&mut self, id: TargetId) -> Option<OwnedFd> {
+        self.pending.retain(|event| event.target != id);
         let entry = self.targets.remove(&id)?;
         self.deregister(id, &entry);
-        self.pending.retain(|event| event.target != id);
         entry.opened.pidfd
     }
 
@@ -434,6 +437,9 @@ impl Watcher {
 
     /// Returns the identity of a watched target.
     ///
+    /// A target that has finished (exited and reaped) stays known here until
+    /// its last queued event is taken.
+    ///
     /// ```
     /// use pidwatch::{Target, TargetKind, Watcher};
     ///
@@ -445,7 +451,15 @@ impl Watcher {
     /// # Ok::<(), pidwatch::Error>(())
     /// ```
     pub fn identity(&self, id: TargetId) -> Option<Identity> {
-        self.targets.get(&id).map(|entry| entry.opened.identity)
+        self.targets
+            .get(&id)
+            .map(|entry| entry.opened.identity)
+            .or_else(|| {
+                self.pending
+                    .iter()
+                    .find(|event| event.target == id)
+                    .map(|event| event.identity)
+            })
     }
 
     /// Returns how the watcher watches a target: the [`Source`] its events

@@ -289,7 +289,11 @@ fn open_thread(requested: PidInode, context: &mut Context) -> Result<OpenTarget>
             let flags = PidfdFlags::PIDFD_THREAD;
             match open_pinned(requested, flags, "TID", context)? {
                 Some(pidfd) => {
-                    let identity = identify(&pidfd, TargetKind::Thread, Some(requested));
+                    // The thread may be gone before identify() reads it: the
+                    // thread group read from /proc before the open still
+                    // names it.
+                    let mut identity = identify(&pidfd, TargetKind::Thread, Some(requested));
+                    identity.pid = identity.pid.or(Some(tgid));
                     Ok(own_pidfd(pidfd, identity))
                 }
                 None => poll_thread(requested, tgid, leader, context),
