@@ -123,7 +123,7 @@
 //!
 //! # Cargo features
 //!
-//! - `tokio`: the `tokio` module (`tokio` with `net` and `time`, and
+//! - `tokio`: the `tokio` module (`tokio` with `net`, `rt` and `time`, and
 //!   `futures-core`).
 //!
 //! # Layout

@@ -656,3 +656,26 @@ fn many_children_more_than_one_epoll_batch() {
     }
     assert_eq!(exited.len(), CHILDREN);
 }
+
+#[test]
+fn watcher_outlives_its_runtime() {
+    let runtime = runtime();
+    let mut watcher = {
+        let _context = runtime.enter();
+        AsyncWatcher::new().unwrap()
+    };
+    watcher
+        .add(Target::process(std::process::id()))
+        .expect("watch this process");
+    drop(runtime);
+
+    // Polling reports the runtime's shutdown as an error, and dropping the
+    // watcher afterwards neither panics nor blocks.
+    let other = self::runtime();
+    let result = other.block_on(async { timeout(EVENT_TIMEOUT, watcher.next_event()).await });
+    assert!(
+        matches!(result, Ok(Err(_))),
+        "expected an error from the shut-down runtime, got {result:?}"
+    );
+    drop(watcher);
+}
