@@ -32,8 +32,8 @@
 //!   A target that has already exited when it is added is reported at once.
 //! - [`EventKind::Reaped`], once, when the parent has reaped it and no task
 //!   uses its PID any more. A reaped task's pidfd reports `POLLHUP` from
-//!   Linux 6.9 on; before that there is no reaped event, and the target is
-//!   dropped after its exit.
+//!   Linux 6.9 on. Before that, the watcher sees the reap in `/proc`, by the
+//!   start time it read when the target was added.
 //!
 //! Each event carries the target's [`Identity`] (kind, PID, TID and pidfs
 //! inode), the wait status as a [`std::process::ExitStatus`] when it is
@@ -101,10 +101,8 @@
 //!   Its epoll descriptor becomes readable when a target may have an event.
 //!   Then call [`Watcher::next_event`] with a zero timeout until it returns
 //!   `None`, and call it again after [`Watcher::poll_timeout`] even without
-//!   readiness. One call reads at most 256 epoll entries, so an event loop
-//!   with edge-triggered registration should check that the descriptor is
-//!   no longer readable before it waits again, as `tokio::AsyncWatcher`
-//!   does.
+//!   readiness. Each call drains every ready epoll entry, so the descriptor
+//!   is quiet again when it returns `None`.
 //! - **tokio** (feature `tokio`): `tokio::AsyncWatcher` registers that
 //!   descriptor with the caller's runtime, so waiting needs no thread of its
 //!   own. It has `next_event().await`, a `futures_core::Stream` of events,

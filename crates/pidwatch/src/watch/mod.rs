@@ -580,24 +580,33 @@ impl Watcher {
 
     /// Waits for epoll readiness and turns it into queued events.
     fn wait_ready(&mut self, timeout: Option<Duration>) -> Result<()> {
-        let timespec = timeout.map(sys::pidfd::to_timespec);
         // A local buffer, because rustix's `epoll::Event` contains a raw
         // pointer, which would make the watcher neither `Send` nor `Sync`.
         let mut ready: Vec<epoll::Event> = Vec::with_capacity(256);
-        match epoll::wait(
-            &self.epoll,
-            rustix::buffer::spare_capacity(&mut ready),
-            timespec.as_ref(),
-        ) {
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => return Ok(()),
-            Err(err) => return Err(Error::io("epoll_wait failed", err.into())),
-        }
+        let mut timespec = timeout.map(sys::pidfd::to_timespec);
+        loop {
+            ready.clear();
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut ready),
+                timespec.as_ref(),
+            ) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => return Ok(()),
+                Err(err) => return Err(Error::io("epoll_wait failed", err.into())),
+            }
 
-        for id in ready.iter().map(|e| TargetId(e.data.u64())) {
-            self.check(id)?;
+            for id in ready.iter().map(|e| TargetId(e.data.u64())) {
+                self.check(id)?;
+            }
+
+            // A full buffer may have left ready targets behind. Edge-triggered
+            // registrations would not report them again, so drain them now.
+            if ready.len() < ready.capacity() {
+                return Ok(());
+            }
+            timespec = Some(sys::pidfd::to_timespec(Duration::ZERO));
         }
-        Ok(())
     }
 
     /// Looks at a target now: its registered pidfd, or `/proc` for a
