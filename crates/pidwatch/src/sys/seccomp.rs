@@ -28,6 +28,13 @@ const AUDIT_ARCH: u32 = 0xc000_003e;
 const AUDIT_ARCH: u32 = 0xc000_00b7;
 #[cfg(target_arch = "riscv64")]
 const AUDIT_ARCH: u32 = 0xc000_00f3;
+/// No filter is built for other architectures: [`Filter::install`] fails.
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64"
+)))]
+const AUDIT_ARCH: u32 = 0;
 
 /// `PIDFD_THREAD`, which is `O_EXCL`.
 const PIDFD_THREAD: u32 = libc::O_EXCL as u32;
@@ -304,6 +311,8 @@ impl Filter {
     /// Only two system calls, no allocation: safe to call between `fork` and
     /// `exec` in a multithreaded program. In a running multithreaded program
     /// it binds only the calling thread and the threads it creates later.
+    /// Fails with `EOPNOTSUPP` on architectures other than x86-64, aarch64
+    /// and riscv64, whose audit architecture the filter does not check.
     ///
     /// ```
     /// use std::os::unix::process::CommandExt;
@@ -316,6 +325,9 @@ impl Filter {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn install(&self) -> io::Result<()> {
+        if AUDIT_ARCH == 0 {
+            return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+        }
         let program = libc::sock_fprog {
             len: self.instructions.len() as u16,
             filter: self.instructions.as_ptr().cast_mut(),

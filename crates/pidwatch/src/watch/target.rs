@@ -97,9 +97,20 @@ impl Target {
     /// ```
     pub fn child(child: &Child) -> Result<Self> {
         let pid = child.id();
-        let pidfd = sys::pidfd_open(pid, PidfdFlags::empty())
-            .map_err(|err| open_error(err, "PID", pid, false))?;
-        Ok(Target::ProcessPidfd(pidfd))
+        match sys::pidfd_open(pid, PidfdFlags::empty()) {
+            Ok(pidfd) => Ok(Target::ProcessPidfd(pidfd)),
+            // No pidfd_open (before 5.3, or blocked by a sandbox): the PID of
+            // an unreaped child is as safe, and the watcher polls it.
+            Err(err)
+                if matches!(
+                    err.raw_os_error(),
+                    Some(libc::ENOSYS | libc::EPERM | libc::EACCES)
+                ) =>
+            {
+                Ok(Target::process(pid))
+            }
+            Err(err) => Err(open_error(err, "PID", pid, false)),
+        }
     }
 }
 
