@@ -20,7 +20,11 @@
 //! exit after random lifetimes, and each exited child is reaped as soon as
 //! its exit is reported, so its reap is reported too.
 //!
-//! `PIDWATCH_FULL=1` watches 10,000 targets; the default is 1,000.
+//! The same churn runs in two forced regimes, where threads (or all
+//! targets named by number) are polled in `/proc`.
+//!
+//! `PIDWATCH_FULL=1` watches 10,000 targets (3,000 in each forced regime);
+//! the default is 1,000 (300).
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -31,7 +35,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pidwatch::helper::HelperProcess;
 use pidwatch::sys::{self, procfs, Feature, Features, PidInode, PidfdFlags};
-use pidwatch::{Error, Event, EventKind, Target, TargetId, TargetKind, Watcher};
+use pidwatch::watch::Regime;
+use pidwatch::{Error, Event, EventKind, Source, Target, TargetId, TargetKind, Watcher};
 
 /// How long the test waits for all events after the targets are let go.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -190,13 +195,56 @@ impl Gate {
 
 #[test]
 fn churn_exits_reported_once() {
+    churn("churn_exits_reported_once", None, 1_000, 10_000);
+}
+
+/// Non-leader threads are polled in `/proc` in this regime, and leaders
+/// watched as threads go through process pidfds.
+#[test]
+fn churn_no_thread_pidfd_regime() {
+    churn(
+        "churn_no_thread_pidfd_regime",
+        Some(Regime::NoThreadPidfd),
+        300,
+        3_000,
+    );
+}
+
+/// Every target the test names by number is polled in `/proc`.
+#[test]
+fn churn_polled() {
+    churn("churn_polled", Some(Regime::NoPidfd), 300, 3_000);
+}
+
+/// Runs the churn as test `test` with `reduced` targets (`full` with
+/// `PIDWATCH_FULL=1`), with the watcher forced into `regime` if given.
+fn churn(test: &str, regime: Option<Regime>, reduced: usize, full: usize) {
+    // One churn at a time: children forked by one would inherit the write
+    // end of another's gate pipe (fork without exec keeps every
+    // descriptor), and that gate would then never open.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+
     if !Features::get().has(Feature::PidfdThread) {
         eprintln!(
-            "skipped: churn: PIDFD_THREAD (Linux 6.9) is missing, so threads cannot be targets"
+            "skipped: {test}: PIDFD_THREAD (Linux 6.9) is missing, so the test cannot open pidfds on its own threads"
         );
         return;
     }
-    let total: usize = if full_run() { 10_000 } else { 1_000 };
+    let mut builder = Watcher::builder();
+    if let Some(regime) = regime {
+        builder = builder.regime(regime);
+    }
+    let mut watcher = match builder.build() {
+        Ok(watcher) => watcher,
+        Err(err) => {
+            eprintln!("skipped: {test}: {err}");
+            return;
+        }
+    };
+    let total: usize = if full_run() { full } else { reduced };
     let max_lifetime_ms = if full_run() { 2000 } else { 300 };
     if !descriptors_for(total as u64 + 64) {
         return;
@@ -241,7 +289,6 @@ fn churn_exits_reported_once() {
         helpers.push(HelperRun::start(index, &mut rng, max_lifetime_ms));
     }
 
-    let mut watcher = Watcher::new().unwrap();
     let mut expected: HashMap<TargetId, Expected> = HashMap::new();
 
     // Zombies: exited before they are added, reported at once.
@@ -297,7 +344,8 @@ fn churn_exits_reported_once() {
         // Once the kernel has released the thread (POLLHUP), its TID:INODE
         // names a thread that is gone. Before that, an exiting thread can
         // still be opened, and is rightly reported as exited at once.
-        if inode.is_some() && reaps_visible {
+        // A watcher without pidfds cannot check a TID:INODE at all.
+        if inode.is_some() && reaps_visible && regime != Some(Regime::NoPidfd) {
             let deadline = Instant::now() + EVENT_TIMEOUT;
             while !sys::readiness(&pidfd).unwrap().hangup {
                 assert!(Instant::now() < deadline, "thread {tid} never released");
@@ -443,11 +491,12 @@ fn churn_exits_reported_once() {
     // they are added. Zombies stay until their reap when reaps are visible.
     let finished_at_add = early_thread_count + if reaps_visible { 0 } else { zombie_count };
     assert_eq!(peak, total - finished_at_add);
-    if Features::get().has(Feature::PidfsInode) && reaps_visible {
+    if Features::get().has(Feature::PidfsInode) && reaps_visible && regime != Some(Regime::NoPidfd)
+    {
         assert_eq!(rejected_pinned, early_thread_count);
     }
     eprintln!(
-        "churn: {} targets ({peak} watched at once, {helper_count} helper processes, {zombie_count} zombies and {early_thread_count} threads exited before they were added), registered in {registered:.1?}, all events in {:.1?}",
+        "{test}: {} targets ({peak} watched at once, {helper_count} helper processes, {zombie_count} zombies and {early_thread_count} threads exited before they were added), registered in {registered:.1?}, all events in {:.1?}",
         expected.len(),
         started.elapsed()
     );
@@ -460,7 +509,12 @@ fn verify(expected: &mut HashMap<TargetId, Expected>, event: &Event, me: u32) {
         .get_mut(&event.target)
         .unwrap_or_else(|| panic!("event for an unknown target: {event:?}"));
     assert_eq!(event.identity.kind, target.kind, "{event:?}");
-    assert_eq!(event.identity.inode, target.inode, "{event:?}");
+    // A polled target has no pidfd, so no inode: its identity is the start
+    // time the watcher read when it was added.
+    match event.identity.inode {
+        Some(inode) => assert_eq!(Some(inode), target.inode, "{event:?}"),
+        None => assert_eq!(event.source, Source::Polled, "{event:?}"),
+    }
     if let Some(number) = target.number {
         match target.kind {
             TargetKind::Process => assert_eq!(event.identity.pid, Some(number), "{event:?}"),
