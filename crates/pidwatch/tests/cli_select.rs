@@ -184,7 +184,12 @@ fn parent_selects_children() {
             .split_whitespace()
             .map(|n| n.parse().unwrap())
             .collect();
-        if children.len() == 2 {
+        // The children count once both run `sleep`, not a copy of the shell.
+        let comms: Vec<String> = children
+            .iter()
+            .map(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default())
+            .collect();
+        if children.len() == 2 && comms.iter().all(|comm| comm.trim() == "sleep") {
             break children;
         }
         assert!(
@@ -268,6 +273,10 @@ fn selection_flags_need_a_selector() {
         (&["wait", "-n", "-o", "-p", "x"], "cannot be used with"),
         (&["wait", "-p", "a(b"], "invalid pattern \"a(b\""),
         (&["wait", "--parent", "0"], "invalid PID \"0\""),
+        (
+            &["wait", "nginx"],
+            "invalid PID \"nginx\": expected a positive decimal number; to select processes by name, use --pattern \"nginx\"",
+        ),
     ];
     for (args, expected) in cases {
         let output = pidwatch().args(*args).output().unwrap();

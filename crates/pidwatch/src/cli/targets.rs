@@ -192,10 +192,11 @@ pub fn add_all_threads(args: &WaitArgs, targets: &mut Targets) -> Result<(), Fai
             kind: TargetKind::Process,
             id: *process,
         };
-        targets
-            .add(requested.target(), requested.identity(), true)
-            .map_err(Failure::from_error)?;
-        targets.seen.insert((TargetKind::Process, *process));
+        if targets.seen.insert((TargetKind::Process, *process)) {
+            targets
+                .add(requested.target(), requested.identity(), true)
+                .map_err(Failure::from_error)?;
+        }
 
         let threads = select::threads_of(pid).map_err(|err| {
             Failure::new(
@@ -273,14 +274,6 @@ pub fn add_selected(args: &WaitArgs, targets: &mut Targets) -> Result<(), Failur
             pid: candidate.id,
             inode: None,
         };
-        let named = targets
-            .seen
-            .iter()
-            .any(|(kind, seen)| *kind == TargetKind::Process && seen.pid == candidate.id);
-        if named {
-            added += 1;
-            continue;
-        }
         let fallback = Identity {
             kind: TargetKind::Process,
             pid: Some(candidate.id),

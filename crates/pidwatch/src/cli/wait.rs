@@ -69,9 +69,12 @@ pub fn run(args: WaitArgs) -> Result<Code, Failure> {
     // Messages about targets that had already exited wait until the total
     // is known, so the progress line can count them.
     let mut exited_before: Vec<(Watched, String)> = Vec::new();
-    add_requested(&args, &mut targets, &mut exited_before)?;
-    add_all_threads(&args, &mut targets)?;
+    // The selection comes first, so a process that is both selected and
+    // named is watched as selected, and a failed selection is reported
+    // before the named targets are opened.
     add_selected(&args, &mut targets)?;
+    add_all_threads(&args, &mut targets)?;
+    add_requested(&args, &mut targets, &mut exited_before)?;
 
     let total = targets.total();
     if total == 0 {
