@@ -35,7 +35,7 @@ struct Plan {
 enum Phase {
     /// Before the timeout.
     Waiting,
-    /// The timeout signal was sent; SIGKILL follows at `kill_at`, if set.
+    /// The timeout signal was sent, and SIGKILL follows at `kill_at` if set.
     Signalled { kill_at: Option<Instant> },
     /// SIGKILL was sent, or the timeout signal without --kill-after.
     Draining,
@@ -63,8 +63,8 @@ pub fn run(args: WaitArgs) -> Result<Code, Failure> {
 
     let mut targets = Targets::new(Watcher::new().map_err(Failure::from_error)?);
     // SIGINT and SIGTERM are caught before any target is added, so a
-    // signal that arrives once pidwatch has a pidfd open always ends it with
-    // 130 or 143.
+    // signal that arrives once pidwatch watches a target always ends it
+    // with 130 or 143.
     let mut waiter = Waiter::new(&targets.watcher, mode != Mode::Quiet)?;
     // Messages about targets that had already exited wait until the total
     // is known, so the progress line can count them.
