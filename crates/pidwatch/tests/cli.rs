@@ -190,7 +190,10 @@ fn wait_rejects_bad_input() {
             "larger than the maximum 4194304",
         ),
         (&["wait", "12:"], "the inode after ':' is missing"),
-        (&["wait", ":12"], "invalid PID \":12\": it is empty"),
+        (
+            &["wait", ":12"],
+            "invalid PID \":12\": the PID before ':' is missing",
+        ),
         (
             &["wait", "1:x"],
             "the inode after ':' must be a decimal number",
@@ -264,7 +267,7 @@ fn wait_tid_as_pid_names_the_thread() {
     let message = stderr(&output);
     assert!(
         message.contains(&format!(
-            "{tid} is a thread of process {}",
+            "{tid} is not a process but a thread of process {}",
             std::process::id()
         )),
         "{message}"

@@ -52,8 +52,9 @@ fn explore(rule: Rule) -> (Vec<KernelState>, Vec<(usize, usize)>) {
     (states, edges)
 }
 
-/// The `struct pid` of the thread group's ID: the first thread's, for life,
-/// since an exec by a subthread hands it to the exec'ing thread.
+/// Returns the `struct pid` of the thread group's ID. It is the first
+/// thread's for life, since an exec by a subthread hands it to the exec'ing
+/// thread.
 fn tgid(state: &KernelState) -> PidIndex {
     if let Some(pid) = state.pid_of(state.leader()) {
         assert_eq!(
@@ -72,7 +73,7 @@ fn unreleased(state: &KernelState) -> usize {
         .count()
 }
 
-/// The kind of pidfd the target's own pidfd is.
+/// Returns the kind of the target's own pidfd.
 fn pidfd_kind(kind: TargetKind) -> PidfdKind {
     match kind {
         TargetKind::Process => PidfdKind::Process,
@@ -80,8 +81,9 @@ fn pidfd_kind(kind: TargetKind) -> PidfdKind {
     }
 }
 
-/// What the watcher observes for a target of `kind` on `pid` that it
-/// watches with `plan` on a kernel that follows `rule`, as a readiness.
+/// Returns, as a readiness, what the watcher observes for a target of
+/// `kind` on `pid` that it watches with `plan` on a kernel that follows
+/// `rule`.
 fn observed(
     plan: Plan,
     rule: Rule,
@@ -110,13 +112,13 @@ fn observed(
     }
 }
 
-/// What the fixed rule reports for the target.
+/// Returns what the fixed rule reports for the target.
 fn promised(state: &KernelState, pid: PidIndex, kind: TargetKind) -> Readiness {
     state.poll_pid(Rule::Fixed, pid, pidfd_kind(kind))
 }
 
-/// Every target the watcher could hold in a state: the group, the leader as
-/// a thread, and each other thread that ever existed.
+/// Lists every target the watcher could hold in a state: the group, the
+/// leader as a thread, and each other thread that ever existed.
 fn targets(state: &KernelState) -> Vec<(PidIndex, TargetKind, bool)> {
     let tgid = tgid(state);
     let mut targets = vec![

@@ -1,7 +1,7 @@
-//! Every kernel regime on the host kernel: seccomp filters make the newer
+//! Every kernel regime on the host kernel. Seccomp filters make the newer
 //! calls, flags and ioctls fail the way older kernels and sandboxes do, in
-//! a forked process that then runs `pidwatch`; a watcher can also be forced
-//! into an older regime; and the descriptor limit forces targets onto
+//! a forked process that then runs `pidwatch`. A watcher can also be forced
+//! into an older regime, and the descriptor limit forces targets onto
 //! `/proc` polling.
 
 use std::os::unix::process::CommandExt;
@@ -138,7 +138,7 @@ fn wait_polls_when_pidfd_calls_fail() {
 }
 
 /// A watcher cannot be forced into a regime newer than the kernel offers,
-/// and says which capability is missing.
+/// and the error names the missing capability.
 #[test]
 fn forcing_a_newer_regime_fails_clearly() {
     if Regime::current() == Regime::Fixed {

@@ -57,8 +57,11 @@ struct RegimeJson {
     /// The seccomp sandbox the check ran under, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     sandbox: Option<String>,
-    /// Whether the thread-group fix is present, or why that is unknown.
-    thread_group_fix: Result<bool, String>,
+    /// Whether the thread-group fix is present; `null` when unknown.
+    thread_group_fix: Option<bool>,
+    /// Why the presence of the fix is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thread_group_fix_unknown: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -130,7 +133,8 @@ pub fn run(args: CheckArgs) -> Result<Code, Failure> {
         detected,
         watcher: args.regime.unwrap_or(detected),
         sandbox: std::env::var(SANDBOX_ENV).ok(),
-        thread_group_fix: features.thread_group_fix(),
+        thread_group_fix: features.thread_group_fix().ok(),
+        thread_group_fix_unknown: features.thread_group_fix().err(),
     };
 
     if args.json {
@@ -147,7 +151,7 @@ pub fn run(args: CheckArgs) -> Result<Code, Failure> {
         let text = serde_json::to_string_pretty(&document).expect("report serializes");
         println!("{text}");
     } else {
-        print_features(features.probes(), &regime.thread_group_fix);
+        print_features(features.probes(), &features.thread_group_fix());
         println!();
         print!("Regime: {} ({})", detected, detected.kernels());
         if let Some(sandbox) = &regime.sandbox {

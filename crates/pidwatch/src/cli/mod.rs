@@ -11,6 +11,7 @@ mod parse;
 mod select;
 mod signals;
 mod targets;
+mod validate;
 mod wait;
 
 use std::io::Write;

@@ -42,6 +42,7 @@ enum Phase {
 }
 
 pub fn run(args: WaitArgs) -> Result<Code, Failure> {
+    super::validate::targets(&args)?;
     let started = Instant::now();
     let mode = if args.quiet {
         Mode::Quiet

@@ -2,10 +2,9 @@
 //!
 //! A polled task is named by its number and the start time it had when it
 //! was added, so a reused PID never passes for the original. The watcher
-//! polls all such targets in rounds, and spaces the rounds so that polling
-//! takes about 1% of one core: ten times the cost of the last round as a
-//! duty cycle of one in a hundred, within [`MIN_INTERVAL`] and the
-//! watcher's maximum.
+//! polls all such targets in rounds. Each round is followed by a pause of
+//! a hundred times its cost, so polling takes about 1% of one core, within
+//! [`MIN_INTERVAL`] and the watcher's maximum.
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -23,7 +22,7 @@ pub(crate) const DEFAULT_MAX_INTERVAL: Duration = Duration::from_millis(500);
 /// Rounds are spaced this many times their own cost apart.
 const DUTY_CYCLE_FACTOR: u32 = 100;
 
-/// What a polled target waits for.
+/// The extent of a polled target.
 #[derive(Copy, Clone, Debug, Eq, PartialEq)]
 pub(crate) enum Scope {
     /// The whole thread group whose ID is the number: exited when its
@@ -34,7 +33,7 @@ pub(crate) enum Scope {
     Thread,
 }
 
-/// What a poll saw.
+/// The result of one poll.
 #[derive(Copy, Clone, Debug, Eq, PartialEq)]
 pub(crate) enum Observed {
     /// The task (or group) runs.
@@ -67,7 +66,7 @@ impl Polled {
         }))
     }
 
-    /// Reads `/proc` and says how far the task has come.
+    /// Reads `/proc` and returns how far the task has come.
     pub fn observe(&self) -> io::Result<Observed> {
         let Some(stat) = procfs::task_stat(self.number)? else {
             return Ok(Observed::Reaped);
@@ -90,10 +89,9 @@ impl Polled {
     }
 }
 
-/// One descriptor held back so that `/proc` can still be read when the
-/// descriptor limit is reached: pidfds for targets added at the limit are
-/// refused, and the targets are then polled through `/proc`, which needs a
-/// descriptor for each read.
+/// A descriptor held back so that `/proc` can still be read at the
+/// descriptor limit. Targets added at the limit get no pidfd and are polled
+/// through `/proc`, which needs a descriptor for each read.
 pub(crate) struct Spare(Option<OwnedFd>);
 
 impl Spare {
@@ -147,7 +145,7 @@ mod tests {
     }
 
     #[test]
-    fn group_exits_only_when_the_zombie_leader_is_alone() {
+    fn group_exit_needs_lone_zombie() {
         let polled = Polled {
             number: 10,
             scope: Scope::Group,
@@ -172,7 +170,7 @@ mod tests {
     }
 
     #[test]
-    fn own_process_is_alive_and_a_gone_number_is_reaped() {
+    fn observe_alive_then_reaped() {
         let me = std::process::id();
         let (polled, _) = Polled::read(me, Scope::Group).unwrap().unwrap();
         assert_eq!(polled.observe().unwrap(), Observed::Alive);
