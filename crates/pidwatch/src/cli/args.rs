@@ -249,14 +249,7 @@ pub struct IdArgs {
 }
 
 fn parse_process(input: &str) -> Result<PidInode, String> {
-    PidInode::parse(input, "PID").map_err(|err| {
-        // pidwait and pgrep take a name here, so point their users to -p.
-        if input.chars().any(|c| c.is_ascii_alphabetic()) {
-            format!("{err}; to select processes by name, use --pattern {input:?}")
-        } else {
-            err.to_string()
-        }
-    })
+    PidInode::parse(input, "PID").map_err(|err| err.to_string())
 }
 
 fn parse_thread(input: &str) -> Result<PidInode, String> {
