@@ -81,7 +81,7 @@
 //!   process pidfd of the same struct pid instead, which reports only once
 //!   the whole group has exited, and follows the PID through a subthread's
 //!   `execve`.
-//! - `polled`: the watcher read `/proc` in rounds, from 10 ms up to 500 ms
+//! - `polled`: the watcher read `/proc` in rounds, from 10 ms up to 2 s
 //!   apart ([`watch::Builder::max_poll_interval`]). The start time read when
 //!   the target was added rules out a reused PID. An event comes up to one
 //!   round late, and [`Watcher::poll_timeout`] tells event loops when the

@@ -47,6 +47,20 @@ fn kill_after_follows_ignored_signal() {
         .spawn()
         .unwrap();
     let pid = shell.id().to_string();
+    // A first `sleep` child shows that the trap is set.
+    let children = format!("/proc/{pid}/task/{pid}/children");
+    let started = std::time::Instant::now();
+    while std::fs::read_to_string(&children)
+        .unwrap_or_default()
+        .trim()
+        .is_empty()
+    {
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "the shell started no sleep"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let waiter = pidwatch_process()
         .args(["wait", "--json", "-t", "0.3", "-k", "300ms", &pid])
         .stdout(Stdio::piped())

@@ -108,6 +108,13 @@ pub fn main() -> ExitCode {
         }
     };
 
+    if matches!(cli.command, Command::Check(_) | Command::Model(_)) {
+        // These print their report only after every helper process has been
+        // reaped, so a reader that closes the pipe early (`| head`) may end
+        // pidwatch with SIGPIPE, as it would end cat, instead of a panic.
+        // SAFETY: SIG_DFL is a valid disposition, set before any thread runs.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let result = match cli.command {
         Command::Wait(args) => wait::run(args),
         Command::Check(args) => check::run(args),

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
-use pidwatch::sys::PidInode;
+use pidwatch::sys::{procfs, PidInode};
 use pidwatch::{Error, Identity, Target, TargetId, TargetKind, Watcher};
 
 use super::args::WaitArgs;
@@ -186,16 +186,24 @@ pub fn add_requested(
 pub fn add_all_threads(args: &WaitArgs, targets: &mut Targets) -> Result<(), Failure> {
     for process in &args.all_threads {
         let pid = process.pid;
-        // The process comes first: while it is watched and alive,
-        // /proc/PID/task lists this process's threads.
+        // The start time read before the process is added tells, after the
+        // thread listing, whether /proc/PID/task still showed this process
+        // rather than a newer one that reused the PID.
+        let before = procfs::task_stat(pid).map_err(|err| {
+            Failure::new(
+                Code::Failure,
+                format!("cannot read /proc/{pid}/stat: {err}"),
+            )
+        })?;
         let requested = Requested {
             kind: TargetKind::Process,
             id: *process,
         };
-        targets
-            .add(requested.target(), requested.identity(), true)
-            .map_err(Failure::from_error)?;
-        targets.seen.insert((TargetKind::Process, *process));
+        if targets.seen.insert((TargetKind::Process, *process)) {
+            targets
+                .add(requested.target(), requested.identity(), true)
+                .map_err(Failure::from_error)?;
+        }
 
         let threads = select::threads_of(pid).map_err(|err| {
             Failure::new(
@@ -203,6 +211,17 @@ pub fn add_all_threads(args: &WaitArgs, targets: &mut Targets) -> Result<(), Fai
                 format!("cannot list the threads of process {pid} in /proc/{pid}/task: {err}"),
             )
         })?;
+        let group = select::Candidate {
+            id: pid,
+            comm: String::new(),
+            start_time: before.map_or(0, |stat| stat.start_time),
+        };
+        if !select::still_same(&group, None).map_err(Failure::from_error)? {
+            // The process has exited (its exit is reported), so the listing
+            // may show another process's threads.
+            tracing::debug!(pid, "the process exited while its threads were listed");
+            continue;
+        }
         let mut added = 0;
         // NOTE: threads started after this listing are not watched; their
         // exits show only in the process's own exit.
@@ -273,14 +292,6 @@ pub fn add_selected(args: &WaitArgs, targets: &mut Targets) -> Result<(), Failur
             pid: candidate.id,
             inode: None,
         };
-        let named = targets
-            .seen
-            .iter()
-            .any(|(kind, seen)| *kind == TargetKind::Process && seen.pid == candidate.id);
-        if named {
-            added += 1;
-            continue;
-        }
         let fallback = Identity {
             kind: TargetKind::Process,
             pid: Some(candidate.id),

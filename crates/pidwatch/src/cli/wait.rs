@@ -35,7 +35,7 @@ struct Plan {
 enum Phase {
     /// Before the timeout.
     Waiting,
-    /// The timeout signal was sent; SIGKILL follows at `kill_at`, if set.
+    /// The timeout signal was sent, and SIGKILL follows at `kill_at` if set.
     Signalled { kill_at: Option<Instant> },
     /// SIGKILL was sent, or the timeout signal without --kill-after.
     Draining,
@@ -64,15 +64,18 @@ pub fn run(args: WaitArgs) -> Result<Code, Failure> {
 
     let mut targets = Targets::new(Watcher::new().map_err(Failure::from_error)?);
     // SIGINT and SIGTERM are caught before any target is added, so a
-    // signal that arrives once pidwatch has a pidfd open always ends it with
-    // 130 or 143.
+    // signal that arrives once pidwatch watches a target always ends it
+    // with 130 or 143.
     let mut waiter = Waiter::new(&targets.watcher, mode != Mode::Quiet)?;
     // Messages about targets that had already exited wait until the total
     // is known, so the progress line can count them.
     let mut exited_before: Vec<(Watched, String)> = Vec::new();
-    add_requested(&args, &mut targets, &mut exited_before)?;
-    add_all_threads(&args, &mut targets)?;
+    // The selection comes first, so a process that is both selected and
+    // named is watched as selected, and a failed selection is reported
+    // before the named targets are opened.
     add_selected(&args, &mut targets)?;
+    add_all_threads(&args, &mut targets)?;
+    add_requested(&args, &mut targets, &mut exited_before)?;
 
     let total = targets.total();
     if total == 0 {

@@ -82,6 +82,84 @@ pub fn task_stat(tid: u32) -> io::Result<Option<TaskStat>> {
     read_optional(&format!("/proc/{tid}/stat")).map(|text| text.and_then(|t| parse_stat(&t)))
 }
 
+/// The fields of `stat` that a liveness poll needs.
+#[derive(Copy, Clone, Debug, Eq, PartialEq)]
+pub struct PollStat {
+    /// The state letter, as in [`TaskStat::state`].
+    pub state: u8,
+    /// As [`TaskStat::num_threads`].
+    pub num_threads: u32,
+    /// As [`TaskStat::start_time`].
+    pub start_time: u64,
+}
+
+impl PollStat {
+    /// Returns true for a zombie (`Z`) or a task being torn down (`X`).
+    pub fn is_dead(&self) -> bool {
+        matches!(self.state, b'Z' | b'X')
+    }
+}
+
+/// Reads the liveness fields of `/proc/TID/stat` without allocating: the
+/// path and the text stay on the stack. Returns `Ok(None)` when the task
+/// is gone. This is the call `/proc` polling makes for every target in
+/// every round.
+pub fn poll_stat(tid: u32) -> io::Result<Option<PollStat>> {
+    use rustix::fs::{Mode, OFlags};
+    use std::io::Write as _;
+
+    let mut path = [0u8; 32];
+    let mut cursor = std::io::Cursor::new(&mut path[..]);
+    write!(cursor, "/proc/{tid}/stat").expect("a u32 path fits in 32 bytes");
+    let len = cursor.position() as usize;
+
+    let fd = match rustix::fs::open(
+        &path[..len],
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::SRCH) => return Ok(None),
+        Err(err) => return Err(err.into()),
+    };
+    let mut buffer = [0u8; 1024];
+    let mut filled = 0;
+    loop {
+        match rustix::io::read(&fd, &mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(read) => {
+                filled += read;
+                if filled == buffer.len() {
+                    break;
+                }
+            }
+            Err(rustix::io::Errno::SRCH) => return Ok(None),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(parse_poll_stat(&buffer[..filled]))
+}
+
+/// Parses the fields after `comm` (the text after the last `)`).
+fn parse_poll_stat(text: &[u8]) -> Option<PollStat> {
+    let close = text.iter().rposition(|&b| b == b')')?;
+    let mut fields = text[close + 1..]
+        .split(|&b| b == b' ' || b == b'\n')
+        .filter(|field| !field.is_empty());
+    let number = |field: &[u8]| -> Option<u64> { std::str::from_utf8(field).ok()?.parse().ok() };
+
+    // Field 3 is the state; num_threads is field 20 and start time 22.
+    let state = *fields.next()?.first()?;
+    let num_threads = number(fields.nth(16)?)?;
+    let start_time = number(fields.nth(1)?)?;
+    Some(PollStat {
+        state,
+        num_threads: u32::try_from(num_threads).ok()?,
+        start_time,
+    })
+}
+
 /// Reads `/proc/PID/task/TID/stat`, which exists only while `tid` belongs to
 /// the thread group `pid`.
 ///
@@ -222,6 +300,21 @@ mod tests {
         assert_eq!(stat.flags, 4_194_560);
         assert_eq!(stat.num_threads, 1);
         assert_eq!(stat.start_time, 98_765);
+    }
+
+    #[test]
+    fn poll_stat_matches_full_parse() {
+        let text = "1234 (a) b (c) S 1 1234 1234 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 3 0 98765 0 0\n";
+        let full = parse_stat(text).unwrap();
+        let poll = parse_poll_stat(text.as_bytes()).unwrap();
+        assert_eq!(poll.state, b'S');
+        assert_eq!(poll.num_threads, full.num_threads);
+        assert_eq!(poll.start_time, full.start_time);
+
+        let me = std::process::id();
+        let own = poll_stat(me).unwrap().expect("own /proc entry");
+        assert_eq!(own.start_time, task_stat(me).unwrap().unwrap().start_time);
+        assert!(!own.is_dead());
     }
 
     #[test]

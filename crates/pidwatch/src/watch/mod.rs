@@ -217,7 +217,7 @@ impl Builder {
         self
     }
 
-    /// Sets the longest time between two `/proc` polling rounds (500 ms by
+    /// Sets the longest time between two `/proc` polling rounds (2 s by
     /// default, at least 10 ms), which bounds how late a polled exit is
     /// reported. Rounds come more often while they are cheap: the watcher
     /// keeps polling near 1% of one core.

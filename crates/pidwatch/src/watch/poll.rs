@@ -10,14 +10,14 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use crate::sys::procfs::{self, TaskStat};
+use crate::sys::procfs::{self, PollStat, TaskStat};
 
 /// The shortest time between two polling rounds.
 pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
 /// The default longest time between two polling rounds, which bounds the
 /// delay of a polled event.
-pub(crate) const DEFAULT_MAX_INTERVAL: Duration = Duration::from_millis(500);
+pub(crate) const DEFAULT_MAX_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Rounds are spaced this many times their own cost apart.
 const DUTY_CYCLE_FACTOR: u32 = 100;
@@ -68,14 +68,14 @@ impl Polled {
 
     /// Reads `/proc` and returns how far the task has come.
     pub fn observe(&self) -> io::Result<Observed> {
-        let Some(stat) = procfs::task_stat(self.number)? else {
+        let Some(stat) = procfs::poll_stat(self.number)? else {
             return Ok(Observed::Reaped);
         };
         Ok(self.judge(&stat))
     }
 
     /// Judges a `stat` read for this task's number.
-    pub fn judge(&self, stat: &TaskStat) -> Observed {
+    pub fn judge(&self, stat: &PollStat) -> Observed {
         if stat.start_time != self.start_time {
             // Another task has the number: ours was reaped.
             return Observed::Reaped;
@@ -133,12 +133,9 @@ pub(crate) fn next_interval(round_cost: Duration, max: Duration) -> Duration {
 mod tests {
     use super::*;
 
-    fn stat(state: char, num_threads: u32, start_time: u64) -> TaskStat {
-        TaskStat {
-            comm: "t".to_owned(),
-            state,
-            ppid: 1,
-            flags: 0,
+    fn stat(state: char, num_threads: u32, start_time: u64) -> PollStat {
+        PollStat {
+            state: state as u8,
             num_threads,
             start_time,
         }
