@@ -313,6 +313,9 @@ fn pattern_and_pid_are_watched_once() {
         .spawn()
         .unwrap();
     wait_until_watching(waiter.id(), &[sleeper.id()]);
+    // The selection re-checks /proc after it opens the pidfd; the sleeper
+    // must outlive that check to count as matched.
+    wait_until_blocked(waiter.id());
     stop(&mut sleeper);
     let output = waiter.wait_with_output().unwrap();
 

@@ -121,6 +121,34 @@ pub fn wait_until_watching(pid: u32, targets: &[u32]) {
     }
 }
 
+/// Waits until pidwatch (PID `pid`) blocks in `epoll_wait`, which it does
+/// only once every target is set up, as `/proc/PID/syscall` shows.
+#[allow(dead_code)]
+pub fn wait_until_blocked(pid: u32) {
+    let waits = [
+        libc::SYS_epoll_pwait,
+        libc::SYS_epoll_pwait2,
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_epoll_wait,
+    ];
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+        let number = text
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse::<i64>().ok());
+        if number.is_some_and(|n| waits.contains(&n)) {
+            return;
+        }
+        assert!(
+            started.elapsed() < SETUP_TIMEOUT,
+            "pidwatch (PID {pid}) is not blocked in epoll_wait after {SETUP_TIMEOUT:?}: {text:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
