@@ -1,0 +1,348 @@
+//! `bench`: measures pidwatch's Watcher side by side with bench/limit.c (a
+//! bare pidfd + epoll loop, the kernel's limit) and with the command-line
+//! waiters pidwait, waitpid, `tail --pid` and a `kill(PID, 0)` polling loop.
+//!
+//! `bench --quick --json` takes under two minutes; plain `bench` runs the
+//! full plan. Run scripts/bench.sh, which also installs the peers.
+
+mod measure;
+mod plot;
+mod process;
+mod procfs;
+mod report;
+mod serve;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use measure::{CliStyle, CliTool, Plan};
+use process::{Kind, Tools, WatcherKind};
+use report::{LatencySeries, Report};
+
+/// Benchmark pidwatch against its peers and a minimal pidfd + epoll program.
+#[derive(Parser)]
+#[command(name = "bench")]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// Run the short plan (under two minutes; at most 10,000 targets).
+    #[arg(long)]
+    quick: bool,
+
+    /// Print the results as JSON on stdout instead of Markdown tables.
+    #[arg(long)]
+    json: bool,
+
+    /// Draw the latency percentiles into this PNG file.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
+
+    /// Also write the Markdown tables to this file.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+
+    /// Run only these measurements (comma-separated: latency, batches,
+    /// idle, cli); all by default.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = ["latency", "batches", "idle", "cli"])]
+    only: Vec<String>,
+
+    /// Folder where scripts/bench-peers.sh unpacked util-linux's waitpid
+    /// and its C library.
+    #[arg(long, value_name = "DIR", default_value = "target/bench-peers")]
+    peers: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the harness protocol with pidwatch's Watcher (used by the
+    /// harness itself).
+    #[command(hide = true)]
+    Serve {
+        /// Force the Watcher to poll /proc instead of using pidfds.
+        #[arg(long)]
+        poll: bool,
+    },
+}
+
+fn main() {
+    let args = Args::parse();
+    let result = match args.command {
+        Some(Command::Serve { poll }) => serve::serve(poll),
+        None => run(&args),
+    };
+    if let Err(err) = result {
+        eprintln!("bench: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn progress(message: &str) {
+    eprintln!("bench: {message}");
+}
+
+fn run(args: &Args) -> Result<()> {
+    let started = Instant::now();
+    let plan = if args.quick {
+        Plan::quick()
+    } else {
+        Plan::full()
+    };
+    let tools = Tools::build()?;
+    let largest = plan.registration_sizes.iter().copied().max().unwrap_or(0);
+    let limits = setup::raise_limits(largest)?;
+    let peers = cli_tools(&tools, &args.peers);
+    let mut skipped = Vec::new();
+    for (name, reason) in peers.1 {
+        progress(&format!("skipping {name}: {reason}"));
+        skipped.push(serde_json::json!({"tool": name, "reason": reason}));
+    }
+    let watchers = [WatcherKind::Pidwatch, WatcherKind::Limit];
+    let mut report = Report::default();
+    let mut panels = Vec::new();
+
+    let wanted = |section: &str| args.only.is_empty() || args.only.iter().any(|s| s == section);
+    for &(kind, size) in plan.latency_sizes.iter().filter(|_| wanted("latency")) {
+        progress(&format!("latency with {size} {kind:?} targets"));
+        let latencies = measure::latency(&tools, &plan, kind, size, &watchers)?;
+        let noun = if kind == Kind::Thread {
+            "threads"
+        } else {
+            "processes"
+        };
+        let mut series: Vec<LatencySeries> = latencies
+            .iter()
+            .map(|(w, h)| LatencySeries {
+                watcher: w.name().to_owned(),
+                points: plot::points(h),
+            })
+            .collect();
+        series.sort_by(|a, b| b.watcher.cmp(&a.watcher));
+        panels.push((format!("{size} watched {noun}"), series));
+        report
+            .latency
+            .extend(report::latency_rows(kind, size, &latencies));
+    }
+
+    let mut batches = Vec::new();
+    for &size in plan.registration_sizes.iter().filter(|_| wanted("batches")) {
+        progress(&format!(
+            "registration, memory and exit storm with {size} processes"
+        ));
+        batches.extend(measure::batches(&tools, &plan, size, &watchers)?);
+    }
+    report.batches = report::summarize_batches(&batches);
+
+    if wanted("idle") {
+        progress(&format!("idle cost with {} processes", plan.idle_targets));
+        report.idle = measure::idle(&tools, &plan, &watchers)?;
+    }
+    // TODO: measure the Watcher's /proc polling fallback (WatcherKind::
+    // PidwatchPolling) once the Watcher has an option that forces it.
+
+    for &(size, samples) in plan.cli_sizes.iter().filter(|_| wanted("cli")) {
+        progress(&format!("command-line waiters with {size} targets"));
+        report
+            .cli
+            .extend(measure::cli(&tools, &plan, &peers.0, size, samples)?);
+    }
+
+    report.evaluate();
+    drop(limits);
+
+    let markdown = report.markdown();
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &markdown).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = args.plot.as_ref().filter(|_| !panels.is_empty()) {
+        plot::draw(path, &panels)?;
+    }
+    if args.json {
+        let output = serde_json::json!({
+            "mode": if args.quick { "quick" } else { "full" },
+            "machine": procfs::machine(),
+            "limits": limits_json(&setup::describe()),
+            "plan": plan,
+            "skipped": skipped,
+            "elapsed_seconds": started.elapsed().as_secs_f64().round(),
+            "results": report,
+        });
+        println!("{}", serde_json::to_string_pretty(&output)?);
+    } else {
+        println!("{markdown}");
+        progress(&format!(
+            "finished in {:.0} s",
+            started.elapsed().as_secs_f64()
+        ));
+    }
+    Ok(())
+}
+
+fn limits_json(changes: &[String]) -> serde_json::Value {
+    serde_json::json!(changes)
+}
+
+/// Returns the command-line waiters found here, and those skipped with why.
+fn cli_tools(tools: &Tools, peers: &Path) -> (Vec<CliTool>, Vec<(&'static str, String)>) {
+    let mut found = vec![
+        CliTool {
+            name: "pidwatch wait",
+            command: vec![tools.pidwatch.clone(), "wait".into()],
+            style: CliStyle::Pids,
+            pidfds: true,
+        },
+        CliTool {
+            name: "limit",
+            command: vec![tools.limit.clone(), "wait".into()],
+            style: CliStyle::Pids,
+            pidfds: true,
+        },
+    ];
+    let mut skipped = Vec::new();
+
+    match which("pidwait") {
+        Some(path) => found.push(CliTool {
+            name: "pidwait",
+            command: vec![path],
+            style: CliStyle::Name,
+            pidfds: true,
+        }),
+        None => skipped.push((
+            "pidwait",
+            "not installed: apt-get install procps".to_owned(),
+        )),
+    }
+
+    let root = peers.join("root");
+    let loader = root.join("usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2");
+    let waitpid = root.join("usr/bin/waitpid");
+    if loader.exists() && waitpid.exists() {
+        found.push(CliTool {
+            name: "waitpid",
+            command: vec![
+                loader,
+                "--library-path".into(),
+                root.join("usr/lib/x86_64-linux-gnu"),
+                waitpid,
+            ],
+            style: CliStyle::Pids,
+            pidfds: true,
+        });
+    } else {
+        skipped.push((
+            "waitpid",
+            format!(
+                "{} is missing: run scripts/bench-peers.sh",
+                waitpid.display()
+            ),
+        ));
+    }
+
+    match which("tail") {
+        Some(path) => found.push(CliTool {
+            name: "tail --pid",
+            command: vec![path],
+            style: CliStyle::TailPid,
+            pidfds: false,
+        }),
+        None => skipped.push((
+            "tail --pid",
+            "not installed: apt-get install coreutils".to_owned(),
+        )),
+    }
+    found.push(CliTool {
+        name: "kill -0 poll",
+        command: vec![tools.poll.clone()],
+        style: CliStyle::Pids,
+        pidfds: false,
+    });
+    (found, skipped)
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+mod setup {
+    //! Limits the large batches need: descriptors and PIDs.
+
+    use std::sync::Mutex;
+
+    use anyhow::{bail, Result};
+    use rustix::process::{getrlimit, setrlimit, Resource};
+
+    static CHANGES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    fn note(change: String) {
+        super::progress(&change);
+        CHANGES.lock().expect("not poisoned").push(change);
+    }
+
+    /// Returns what this run changed, for the report.
+    pub fn describe() -> Vec<String> {
+        CHANGES.lock().expect("not poisoned").clone()
+    }
+
+    const PID_MAX: &str = "/proc/sys/kernel/pid_max";
+
+    /// Restores `kernel.pid_max` when dropped.
+    pub struct Restore {
+        pid_max: Option<String>,
+    }
+
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            if let Some(old) = self.pid_max.take() {
+                match std::fs::write(PID_MAX, &old) {
+                    Ok(()) => note(format!("restored kernel.pid_max to {}", old.trim())),
+                    Err(err) => eprintln!(
+                        "bench: could not restore kernel.pid_max to {}: {err}",
+                        old.trim()
+                    ),
+                }
+            }
+        }
+    }
+
+    /// Makes room for `targets` pidfds per watcher and `targets` processes:
+    /// raises the hard RLIMIT_NOFILE with setrlimit (root only) and, when it
+    /// is too low, kernel.pid_max for the duration of the run.
+    pub fn raise_limits(targets: usize) -> Result<Restore> {
+        let needed = targets as u64 + 1_024;
+        let mut limit = getrlimit(Resource::Nofile);
+        let hard = limit.maximum.unwrap_or(u64::MAX);
+        if hard < needed {
+            let old = hard;
+            limit.maximum = Some(needed);
+            limit.current = Some(needed);
+            if let Err(err) = setrlimit(Resource::Nofile, limit) {
+                bail!("RLIMIT_NOFILE's hard limit is {old}, {targets} targets need {needed}, and raising it failed ({err}): run as root or lower the sizes");
+            }
+            note(format!(
+                "raised the hard RLIMIT_NOFILE from {old} to {needed} with setrlimit (root)"
+            ));
+        }
+
+        let mut restore = Restore { pid_max: None };
+        let current = std::fs::read_to_string(PID_MAX).unwrap_or_default();
+        let pid_max: u64 = current.trim().parse().unwrap_or(u64::MAX);
+        // Room for the targets and whatever else runs on the machine.
+        let wanted = (targets as u64 + 16_384).next_power_of_two();
+        if pid_max < wanted {
+            if let Err(err) = std::fs::write(PID_MAX, wanted.to_string()) {
+                bail!("kernel.pid_max is {pid_max}, too low for {targets} targets, and raising it failed ({err}): run as root");
+            }
+            note(format!(
+                "raised kernel.pid_max from {pid_max} to {wanted} for this run"
+            ));
+            restore.pid_max = Some(current);
+        }
+        Ok(restore)
+    }
+}
