@@ -121,7 +121,7 @@ fn run(args: &Args) -> Result<()> {
             })
             .collect();
         series.sort_by(|a, b| b.watcher.cmp(&a.watcher));
-        panels.push((format!("{size} watched {noun}"), series));
+        panels.push((format!("{} watched {noun}", thousands(size)), series));
         report
             .latency
             .extend(report::latency_rows(kind, size, &latencies));
@@ -179,6 +179,19 @@ fn run(args: &Args) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Formats 10000 as "10,000".
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn limits_json(changes: &[String]) -> serde_json::Value {

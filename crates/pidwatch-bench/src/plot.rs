@@ -61,6 +61,9 @@ pub fn draw(path: &Path, panels: &[(String, Vec<LatencySeries>)]) -> Result<()> 
             .x_desc("percentile")
             .y_desc("latency (µs)")
             .x_labels(4)
+            .y_labels(6)
+            .light_line_style(WHITE)
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .x_label_formatter(&|x| match x.round() as i64 {
                 0 => "p0".to_owned(),
                 1 => "p90".to_owned(),
