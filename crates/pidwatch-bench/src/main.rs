@@ -3,7 +3,8 @@
 //! waiters pidwait, waitpid, `tail --pid` and a `kill(PID, 0)` polling loop.
 //!
 //! `bench --quick --json` takes under two minutes; plain `bench` runs the
-//! full plan. Run scripts/bench.sh, which also installs the peers.
+//! full plan. scripts/bench-peers.sh installs the peers first; see
+//! docs/benchmarks.md for the commands.
 
 mod measure;
 mod plot;
@@ -93,9 +94,24 @@ fn run(args: &Args) -> Result<()> {
     };
     let tools = Tools::build()?;
     let largest = plan.registration_sizes.iter().copied().max().unwrap_or(0);
-    let limits = setup::raise_limits(largest)?;
-    let peers = cli_tools(&tools, &args.peers);
+    let (limits, fits) = setup::raise_limits(largest)?;
+    let mut registration_sizes = Vec::new();
     let mut skipped = Vec::new();
+    for &size in &plan.registration_sizes {
+        if size <= fits {
+            registration_sizes.push(size);
+            continue;
+        }
+        skipped.push(serde_json::json!({
+            "measurement": "registration, memory and exit storm",
+            "targets": size,
+            "reason": format!("the descriptor limit allows at most {fits} targets; measured at {fits} instead"),
+        }));
+        if !registration_sizes.contains(&fits) {
+            registration_sizes.push(fits);
+        }
+    }
+    let peers = cli_tools(&tools, &args.peers);
     for (name, reason) in peers.1 {
         progress(&format!("skipping {name}: {reason}"));
         skipped.push(serde_json::json!({"tool": name, "reason": reason}));
@@ -104,8 +120,8 @@ fn run(args: &Args) -> Result<()> {
     let mut report = Report::default();
     let mut panels = Vec::new();
 
-    let wanted = |section: &str| args.only.is_empty() || args.only.iter().any(|s| s == section);
-    for &(kind, size) in plan.latency_sizes.iter().filter(|_| wanted("latency")) {
+    let selected = |section: &str| args.only.is_empty() || args.only.iter().any(|s| s == section);
+    for &(kind, size) in plan.latency_sizes.iter().filter(|_| selected("latency")) {
         progress(&format!("latency with {size} {kind:?} targets"));
         let latencies = measure::latency(&tools, &plan, kind, size, &watchers)?;
         let noun = if kind == Kind::Thread {
@@ -128,7 +144,7 @@ fn run(args: &Args) -> Result<()> {
     }
 
     let mut batches = Vec::new();
-    for &size in plan.registration_sizes.iter().filter(|_| wanted("batches")) {
+    for &size in registration_sizes.iter().filter(|_| selected("batches")) {
         progress(&format!(
             "registration, memory and exit storm with {size} processes"
         ));
@@ -136,14 +152,14 @@ fn run(args: &Args) -> Result<()> {
     }
     report.batches = report::summarize_batches(&batches);
 
-    if wanted("idle") {
+    if selected("idle") {
         progress(&format!("idle cost with {} processes", plan.idle_targets));
         report.idle = measure::idle(&tools, &plan, &watchers)?;
     }
     // TODO: measure the Watcher's /proc polling fallback (WatcherKind::
     // PidwatchPolling) once the Watcher has an option that forces it.
 
-    for &(size, samples) in plan.cli_sizes.iter().filter(|_| wanted("cli")) {
+    for &(size, samples) in plan.cli_sizes.iter().filter(|_| selected("cli")) {
         progress(&format!("command-line waiters with {size} targets"));
         report
             .cli
@@ -324,30 +340,42 @@ mod setup {
     }
 
     /// Makes room for `targets` pidfds per watcher and `targets` processes:
-    /// raises the hard RLIMIT_NOFILE with setrlimit (root only) and, when it
-    /// is too low, kernel.pid_max for the duration of the run.
-    pub fn raise_limits(targets: usize) -> Result<Restore> {
-        let needed = targets as u64 + 1_024;
+    /// raises the hard RLIMIT_NOFILE with setrlimit (which needs
+    /// CAP_SYS_RESOURCE) and, when it is too low, kernel.pid_max for the
+    /// duration of the run. Returns the largest target count that fits when
+    /// the descriptor limit could not be raised far enough.
+    pub fn raise_limits(targets: usize) -> Result<(Restore, usize)> {
+        // Room for stdio, the epoll descriptor and the pidfds of the probes.
+        const SPARE: u64 = 1_024;
+        let needed = targets as u64 + SPARE;
         let mut limit = getrlimit(Resource::Nofile);
         let hard = limit.maximum.unwrap_or(u64::MAX);
+        let mut fits = targets;
         if hard < needed {
-            let old = hard;
             limit.maximum = Some(needed);
             limit.current = Some(needed);
-            if let Err(err) = setrlimit(Resource::Nofile, limit) {
-                bail!("RLIMIT_NOFILE's hard limit is {old}, {targets} targets need {needed}, and raising it failed ({err}): run as root or lower the sizes");
+            match setrlimit(Resource::Nofile, limit) {
+                Ok(()) => note(format!(
+                    "raised the hard RLIMIT_NOFILE from {hard} to {needed} with setrlimit"
+                )),
+                Err(err) => {
+                    fits = (hard.saturating_sub(SPARE) / 1_000 * 1_000) as usize;
+                    note(format!(
+                        "could not raise the hard RLIMIT_NOFILE from {hard} to {needed} ({err}; \
+                         CAP_SYS_RESOURCE is needed), so no watcher can hold more than \
+                         {fits} targets here"
+                    ));
+                }
             }
-            note(format!(
-                "raised the hard RLIMIT_NOFILE from {old} to {needed} with setrlimit (root)"
-            ));
         }
+        let targets = fits;
 
         let mut restore = Restore { pid_max: None };
         let current = std::fs::read_to_string(PID_MAX).unwrap_or_default();
         let pid_max: u64 = current.trim().parse().unwrap_or(u64::MAX);
         // Room for the targets and whatever else runs on the machine.
         let wanted = (targets as u64 + 16_384).next_power_of_two();
-        if pid_max < wanted {
+        if pid_max < targets as u64 + 8_192 {
             if let Err(err) = std::fs::write(PID_MAX, wanted.to_string()) {
                 bail!("kernel.pid_max is {pid_max}, too low for {targets} targets, and raising it failed ({err}): run as root");
             }
@@ -356,6 +384,6 @@ mod setup {
             ));
             restore.pid_max = Some(current);
         }
-        Ok(restore)
+        Ok((restore, fits))
     }
 }
