@@ -8,7 +8,7 @@
 //! the leader's PID. A scenario passes when the kernel and pidwatch both
 //! match them.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::helper::HelperProcess;
 use crate::sys::{self, Feature, Features, PidfdFlags, PidfdInfoMask, Readiness};
-use crate::watch::{EventKind, Target, TargetId, Watcher};
+use crate::watch::{EventKind, Regime, Source, Target, TargetId, Watcher};
 
 /// Settings for a conformance run.
 #[derive(Clone, Debug)]
@@ -27,13 +27,15 @@ pub struct Options {
     /// How long a pidfd must stay quiet where the semantics promise no
     /// exit notification.
     pub quiet_window: Duration,
+    /// The regime the watcher is forced into, or `None` for the kernel's.
+    pub regime: Option<Regime>,
 }
 
-/// The outcome of one scenario.
+/// The outcome of one scenario in one layer.
 #[derive(Clone, Debug, Eq, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "verdict", content = "reason")]
 pub enum Verdict {
-    /// The kernel and pidwatch matched the fixed semantics at every check.
+    /// The layer matched the fixed semantics at every check.
     Pass,
     /// At least one check differed; the checks show which.
     Fail,
@@ -80,9 +82,11 @@ pub struct ScenarioReport {
     pub name: &'static str,
     /// A one-line description of the scenario.
     pub description: &'static str,
-    /// Pass, fail or skip.
-    #[serde(flatten)]
-    pub verdict: Verdict,
+    /// Whether the raw kernel interface matched the fixed semantics, or why
+    /// it could not be checked.
+    pub kernel: Verdict,
+    /// Whether pidwatch's watcher matched the fixed semantics.
+    pub pidwatch: Verdict,
     /// Every check, in order.
     pub checks: Vec<Check>,
     /// Errors that stopped the scenario early.
@@ -188,7 +192,8 @@ fn run_one(scenario: &Scenario, options: &Options) -> ScenarioReport {
     let mut report = ScenarioReport {
         name: scenario.name,
         description: scenario.description,
-        verdict: Verdict::Pass,
+        kernel: Verdict::Pass,
+        pidwatch: Verdict::Pass,
         checks: Vec::new(),
         errors: Vec::new(),
     };
@@ -199,14 +204,14 @@ fn run_one(scenario: &Scenario, options: &Options) -> ScenarioReport {
         .map(|f| format!("{} (Linux {})", f.name(), f.since()))
         .collect();
     if !missing.is_empty() {
-        report.verdict = Verdict::Skip(format!("the kernel lacks {}", missing.join(", ")));
-        return report;
+        report.kernel = Verdict::Skip(format!("the kernel lacks {}", missing.join(", ")));
     }
 
     tracing::info!(scenario = scenario.name, "running scenario");
     let mut run = Run {
         options,
         features,
+        kernel: missing.is_empty(),
         step: "start".to_owned(),
         checks: Vec::new(),
     };
@@ -215,8 +220,14 @@ fn run_one(scenario: &Scenario, options: &Options) -> ScenarioReport {
     if let Err(err) = result {
         report.errors.push(format!("step {:?}: {err}", run.step));
     }
-    if !report.errors.is_empty() || report.checks.iter().any(|c| !c.ok) {
-        report.verdict = Verdict::Fail;
+    for (layer, verdict) in [
+        (Layer::Kernel, &mut report.kernel),
+        (Layer::Pidwatch, &mut report.pidwatch),
+    ] {
+        let failed = report.checks.iter().any(|c| c.layer == layer && !c.ok);
+        if failed || (!report.errors.is_empty() && *verdict == Verdict::Pass) {
+            *verdict = Verdict::Fail;
+        }
     }
     report
 }
@@ -225,6 +236,9 @@ fn run_one(scenario: &Scenario, options: &Options) -> ScenarioReport {
 struct Run<'a> {
     options: &'a Options,
     features: &'a Features,
+    /// Whether the kernel layer runs: the kernel has what the scenario's
+    /// raw checks need.
+    kernel: bool,
     step: String,
     checks: Vec<Check>,
 }
@@ -236,40 +250,40 @@ type Expectation<'a> = (TargetId, &'a str, &'a [EventKind], Option<ExitStatus>, 
 
 /// The pidfds and watcher targets a thread-group scenario observes.
 struct Subjects {
-    /// Process pidfd of the helper.
-    process: OwnedFd,
-    /// `PIDFD_THREAD` pidfd of the thread-group leader.
-    leader: OwnedFd,
+    /// Process pidfd of the helper, for the kernel layer.
+    process: Option<OwnedFd>,
+    /// `PIDFD_THREAD` pidfd of the thread-group leader, for the kernel
+    /// layer (a process pidfd on kernels without `PIDFD_THREAD`).
+    leader: Option<OwnedFd>,
     watcher: Watcher,
     process_target: TargetId,
     leader_target: TargetId,
 }
 
 impl Subjects {
-    /// Returns the watcher events expected of the process target and, when
-    /// the kernel has `PIDFD_THREAD`, of the leader's thread target.
+    /// Returns the watcher events expected of the process target and of the
+    /// leader's thread target.
     fn group_events<'a>(
         &self,
         kinds: &'a [EventKind],
         status: Option<ExitStatus>,
     ) -> Vec<Expectation<'a>> {
-        let mut expected = vec![(
-            self.process_target,
-            "watcher: process",
-            kinds,
-            status,
-            false,
-        )];
-        if self.leader_target != self.process_target {
-            expected.push((
+        vec![
+            (
+                self.process_target,
+                "watcher: process",
+                kinds,
+                status,
+                false,
+            ),
+            (
                 self.leader_target,
                 "watcher: leader thread",
                 kinds,
                 status,
                 true,
-            ));
-        }
-        expected
+            ),
+        ]
     }
 }
 
@@ -306,10 +320,13 @@ impl Run<'_> {
     fn expect_poll(
         &mut self,
         subject: &str,
-        fd: impl AsFd,
+        fd: Option<&OwnedFd>,
         expected: Readiness,
         headline: bool,
     ) -> std::io::Result<()> {
+        let Some(fd) = fd else {
+            return Ok(());
+        };
         let observed = sys::readiness(fd)?;
         self.record(
             Layer::Kernel,
@@ -325,9 +342,12 @@ impl Run<'_> {
     fn expect_quiet(
         &mut self,
         subject: &str,
-        fd: impl AsFd,
+        fd: Option<&OwnedFd>,
         headline: bool,
     ) -> std::io::Result<()> {
+        let Some(fd) = fd else {
+            return Ok(());
+        };
         let observed = sys::wait_readable(fd, Some(self.options.quiet_window))?;
         let window = self.options.quiet_window.as_millis();
         let observed = if observed.exited() {
@@ -343,9 +363,12 @@ impl Run<'_> {
     fn expect_info(
         &mut self,
         subject: &str,
-        fd: impl AsFd,
+        fd: Option<&OwnedFd>,
         exit: Option<ExitStatus>,
     ) -> std::io::Result<()> {
+        let Some(fd) = fd else {
+            return Ok(());
+        };
         if !self.features.has(Feature::PidfdGetInfo) {
             return Ok(());
         }
@@ -371,6 +394,61 @@ impl Run<'_> {
         };
         let subject = format!("PIDFD_GET_INFO on {subject}");
         self.record(Layer::Kernel, &subject, observed, expected, false);
+        Ok(())
+    }
+
+    /// Opens a pidfd for the kernel layer, or returns `None` when the kernel
+    /// layer does not run in this scenario.
+    fn kernel_pidfd(&self, id: u32, flags: PidfdFlags) -> std::io::Result<Option<OwnedFd>> {
+        if !self.kernel {
+            return Ok(None);
+        }
+        sys::pidfd_open(id, flags).map(Some)
+    }
+
+    /// Checks that `pidfd_open` without `PIDFD_THREAD` refuses a subthread.
+    fn expect_open_fails(&mut self, tid: u32) {
+        let observed = match sys::pidfd_open(tid, PidfdFlags::empty()) {
+            Ok(_) => "opened".to_owned(),
+            Err(err) => format!(
+                "failed ({})",
+                err.raw_os_error().and_then(sys::errno_name).unwrap_or("?")
+            ),
+        };
+        let failed = observed.starts_with("failed") && !observed.contains("ESRCH");
+        let expected = if failed {
+            observed.clone()
+        } else {
+            "failed (EINVAL or ENOENT)".to_owned()
+        };
+        self.record(
+            Layer::Kernel,
+            "pidfd_open(subthread, 0)",
+            observed,
+            expected,
+            false,
+        );
+    }
+
+    /// Waits for a pidfd of the kernel layer to become readable, and checks
+    /// what it then reports.
+    fn expect_readable(
+        &mut self,
+        subject: &str,
+        fd: Option<&OwnedFd>,
+        expected: Readiness,
+    ) -> std::io::Result<()> {
+        let Some(fd) = fd else {
+            return Ok(());
+        };
+        let observed = sys::wait_readable(fd, Some(Duration::from_secs(10)))?;
+        self.record(
+            Layer::Kernel,
+            subject,
+            observed.to_string(),
+            expected.to_string(),
+            false,
+        );
         Ok(())
     }
 
@@ -426,6 +504,7 @@ impl Run<'_> {
     ) -> std::io::Result<()> {
         let mut seen: std::collections::HashMap<TargetId, Vec<(EventKind, Option<ExitStatus>)>> =
             Default::default();
+        let mut polled = std::collections::HashSet::new();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             let complete = expected
@@ -449,10 +528,14 @@ impl Run<'_> {
                 .next_event(Some(left))
                 .map_err(std::io::Error::other)?
             {
-                Some(event) => seen
-                    .entry(event.target)
-                    .or_default()
-                    .push((event.kind, event.status)),
+                Some(event) => {
+                    if event.source == Source::Polled {
+                        polled.insert(event.target);
+                    }
+                    seen.entry(event.target)
+                        .or_default()
+                        .push((event.kind, event.status))
+                }
                 None => break,
             }
         }
@@ -460,6 +543,8 @@ impl Run<'_> {
         let has_exit_info = self.features.has(Feature::PidfdInfoExit);
         for (id, subject, kinds, status, headline) in expected {
             let events = seen.remove(id).unwrap_or_default();
+            // /proc shows no exit status: a polled target's events have none.
+            let status = if polled.contains(id) { &None } else { status };
             let observed = describe_events(&events, has_exit_info);
             let wanted: Vec<(EventKind, Option<ExitStatus>)> = kinds
                 .iter()
@@ -494,23 +579,23 @@ impl Run<'_> {
     fn start(&mut self) -> std::io::Result<(HelperProcess, crate::helper::Ready, Subjects)> {
         self.step("start helper");
         let (helper, ready) = HelperProcess::spawn(&self.options.helper)?;
-        let process = sys::pidfd_open(ready.pid, PidfdFlags::empty())?;
-        let mut watcher = Watcher::new().map_err(std::io::Error::other)?;
+        let mut builder = Watcher::builder();
+        if let Some(regime) = self.options.regime {
+            builder = builder.regime(regime);
+        }
+        let mut watcher = builder.build().map_err(std::io::Error::other)?;
         let process_target = watcher
             .add(Target::process(ready.pid))
             .map_err(std::io::Error::other)?;
+        let leader_target = watcher
+            .add(Target::thread(ready.pid))
+            .map_err(std::io::Error::other)?;
 
-        let (leader, leader_target) = if self.features.has(Feature::PidfdThread) {
-            let leader = sys::pidfd_open(ready.pid, PidfdFlags::PIDFD_THREAD)?;
-            let target = watcher
-                .add(Target::thread(ready.pid))
-                .map_err(std::io::Error::other)?;
-            (leader, target)
+        let process = self.kernel_pidfd(ready.pid, PidfdFlags::empty())?;
+        let leader = if self.features.has(Feature::PidfdThread) {
+            self.kernel_pidfd(ready.pid, PidfdFlags::PIDFD_THREAD)?
         } else {
-            (
-                sys::pidfd_open(ready.pid, PidfdFlags::empty())?,
-                process_target,
-            )
+            self.kernel_pidfd(ready.pid, PidfdFlags::empty())?
         };
 
         Ok((
@@ -589,19 +674,14 @@ fn exited_with(code: i32) -> Option<ExitStatus> {
     Some(std::os::unix::process::ExitStatusExt::from_raw(code << 8))
 }
 
-/// Sends SIGKILL to the group and waits until the process pidfd reports the
-/// exit, without reaping.
-fn kill_and_wait(
-    run: &mut Run,
-    helper: &HelperProcess,
-    subjects: &Subjects,
-) -> std::io::Result<()> {
+/// Sends SIGKILL to the group and waits until it has exited, without
+/// reaping it.
+fn kill_and_wait(run: &mut Run, helper: &HelperProcess) -> std::io::Result<()> {
     run.step("SIGKILL, not reaped");
     helper.kill()?;
-    let readiness = sys::wait_readable(&subjects.process, Some(Duration::from_secs(10)))?;
-    if !readiness.exited() {
+    if !helper.wait_exited(Duration::from_secs(10))? {
         return Err(std::io::Error::other(
-            "the process pidfd did not report the SIGKILL within 10 s",
+            "the helper did not exit within 10 s of SIGKILL",
         ));
     }
     Ok(())
@@ -610,7 +690,7 @@ fn kill_and_wait(
 fn premature_leader_exit(run: &mut Run) -> std::io::Result<()> {
     let (mut helper, ready, mut subjects) = run.start()?;
     let controller = ready.controller;
-    let controller_fd = sys::pidfd_open(controller, PidfdFlags::PIDFD_THREAD)?;
+    let controller_fd = run.kernel_pidfd(controller, PidfdFlags::PIDFD_THREAD)?;
     let controller_target = subjects
         .watcher
         .add(Target::thread(controller))
@@ -618,51 +698,57 @@ fn premature_leader_exit(run: &mut Run) -> std::io::Result<()> {
 
     run.step("leader exited, subthread alive");
     helper.request("leader-exit")?;
-    run.expect_quiet("leader PIDFD_THREAD pidfd", &subjects.leader, true)?;
-    run.expect_poll("process pidfd", &subjects.process, QUIET, false)?;
+    run.expect_quiet("leader PIDFD_THREAD pidfd", subjects.leader.as_ref(), true)?;
+    run.expect_poll("process pidfd", subjects.process.as_ref(), QUIET, false)?;
     run.expect_no_events(&mut subjects.watcher, Some(subjects.leader_target))?;
 
-    let observed = match sys::pidfd_open(controller, PidfdFlags::empty()) {
-        Ok(_) => "opened".to_owned(),
-        Err(err) => format!(
-            "failed ({})",
-            err.raw_os_error().and_then(sys::errno_name).unwrap_or("?")
-        ),
-    };
-    let failed = observed.starts_with("failed") && !observed.contains("ESRCH");
-    let expected = if failed {
-        observed.clone()
-    } else {
-        "failed (EINVAL or ENOENT)".to_owned()
-    };
-    run.record(
-        Layer::Kernel,
-        "pidfd_open(subthread, 0)",
-        observed,
-        expected,
+    if run.kernel {
+        run.expect_open_fails(controller);
+    }
+    run.expect_poll(
+        "subthread PIDFD_THREAD pidfd",
+        controller_fd.as_ref(),
+        QUIET,
         false,
-    );
-    run.expect_poll("subthread PIDFD_THREAD pidfd", &controller_fd, QUIET, false)?;
-    run.expect_info("leader PIDFD_THREAD pidfd", &subjects.leader, None)?;
-    run.expect_info("process pidfd", &subjects.process, None)?;
+    )?;
+    run.expect_info("leader PIDFD_THREAD pidfd", subjects.leader.as_ref(), None)?;
+    run.expect_info("process pidfd", subjects.process.as_ref(), None)?;
 
-    kill_and_wait(run, &helper, &subjects)?;
-    run.expect_poll("leader PIDFD_THREAD pidfd", &subjects.leader, EXITED, true)?;
+    kill_and_wait(run, &helper)?;
+    run.expect_poll(
+        "leader PIDFD_THREAD pidfd",
+        subjects.leader.as_ref(),
+        EXITED,
+        true,
+    )?;
 
     run.step("reaped");
     helper.reap()?;
     let reaped = run.reaped();
-    run.expect_poll("process pidfd", &subjects.process, reaped, false)?;
-    run.expect_poll("leader PIDFD_THREAD pidfd", &subjects.leader, reaped, true)?;
+    run.expect_poll("process pidfd", subjects.process.as_ref(), reaped, false)?;
+    run.expect_poll(
+        "leader PIDFD_THREAD pidfd",
+        subjects.leader.as_ref(),
+        reaped,
+        true,
+    )?;
     run.expect_poll(
         "subthread PIDFD_THREAD pidfd",
-        &controller_fd,
+        controller_fd.as_ref(),
         reaped,
         false,
     )?;
-    run.expect_info("process pidfd", &subjects.process, killed())?;
-    run.expect_info("leader PIDFD_THREAD pidfd", &subjects.leader, killed())?;
-    run.expect_info("subthread PIDFD_THREAD pidfd", &controller_fd, killed())?;
+    run.expect_info("process pidfd", subjects.process.as_ref(), killed())?;
+    run.expect_info(
+        "leader PIDFD_THREAD pidfd",
+        subjects.leader.as_ref(),
+        killed(),
+    )?;
+    run.expect_info(
+        "subthread PIDFD_THREAD pidfd",
+        controller_fd.as_ref(),
+        killed(),
+    )?;
 
     let both = [EventKind::Exited, EventKind::Reaped];
     let mut expected = subjects.group_events(&both, killed());
@@ -679,7 +765,7 @@ fn premature_leader_exit(run: &mut Run) -> std::io::Result<()> {
 fn exec_scenario(run: &mut Run, leader_exits_first: bool) -> std::io::Result<()> {
     let (mut helper, ready, mut subjects) = run.start()?;
     let old_tid = ready.controller;
-    let old_fd = sys::pidfd_open(old_tid, PidfdFlags::PIDFD_THREAD)?;
+    let old_fd = run.kernel_pidfd(old_tid, PidfdFlags::PIDFD_THREAD)?;
     let old_target = subjects
         .watcher
         .add(Target::thread(old_tid))
@@ -688,7 +774,7 @@ fn exec_scenario(run: &mut Run, leader_exits_first: bool) -> std::io::Result<()>
     if leader_exits_first {
         run.step("leader exited, subthread alive");
         helper.request("leader-exit")?;
-        run.expect_quiet("leader PIDFD_THREAD pidfd", &subjects.leader, true)?;
+        run.expect_quiet("leader PIDFD_THREAD pidfd", subjects.leader.as_ref(), true)?;
         run.expect_no_events(&mut subjects.watcher, Some(subjects.leader_target))?;
     }
 
@@ -700,19 +786,16 @@ fn exec_scenario(run: &mut Run, leader_exits_first: bool) -> std::io::Result<()>
             after.pid, ready.pid
         )));
     }
-    let hung_up = sys::wait_readable(&old_fd, Some(Duration::from_secs(10)))?;
     let reaped = run.reaped();
-    run.record(
-        Layer::Kernel,
+    run.expect_readable("old TID PIDFD_THREAD pidfd", old_fd.as_ref(), reaped)?;
+    run.expect_quiet("leader PIDFD_THREAD pidfd", subjects.leader.as_ref(), true)?;
+    run.expect_poll("process pidfd", subjects.process.as_ref(), QUIET, false)?;
+    run.expect_info(
         "old TID PIDFD_THREAD pidfd",
-        hung_up.to_string(),
-        reaped.to_string(),
-        false,
-    );
-    run.expect_quiet("leader PIDFD_THREAD pidfd", &subjects.leader, true)?;
-    run.expect_poll("process pidfd", &subjects.process, QUIET, false)?;
-    run.expect_info("old TID PIDFD_THREAD pidfd", &old_fd, exited_with(0))?;
-    run.expect_info("process pidfd", &subjects.process, None)?;
+        old_fd.as_ref(),
+        exited_with(0),
+    )?;
+    run.expect_info("process pidfd", subjects.process.as_ref(), None)?;
     let both = [EventKind::Exited, EventKind::Reaped];
     run.expect_events(
         &mut subjects.watcher,
@@ -720,18 +803,32 @@ fn exec_scenario(run: &mut Run, leader_exits_first: bool) -> std::io::Result<()>
     )?;
     run.expect_no_events(&mut subjects.watcher, Some(subjects.leader_target))?;
 
-    kill_and_wait(run, &helper, &subjects)?;
-    run.expect_poll("leader PIDFD_THREAD pidfd", &subjects.leader, EXITED, true)?;
-    run.expect_info("leader PIDFD_THREAD pidfd", &subjects.leader, None)?;
+    kill_and_wait(run, &helper)?;
+    run.expect_poll(
+        "leader PIDFD_THREAD pidfd",
+        subjects.leader.as_ref(),
+        EXITED,
+        true,
+    )?;
+    run.expect_info("leader PIDFD_THREAD pidfd", subjects.leader.as_ref(), None)?;
     let expected = subjects.group_events(&[EventKind::Exited], None);
     run.expect_events(&mut subjects.watcher, &expected)?;
 
     run.step("reaped");
     helper.reap()?;
-    run.expect_poll("leader PIDFD_THREAD pidfd", &subjects.leader, reaped, true)?;
-    run.expect_poll("process pidfd", &subjects.process, reaped, false)?;
-    run.expect_info("leader PIDFD_THREAD pidfd", &subjects.leader, killed())?;
-    run.expect_info("process pidfd", &subjects.process, killed())?;
+    run.expect_poll(
+        "leader PIDFD_THREAD pidfd",
+        subjects.leader.as_ref(),
+        reaped,
+        true,
+    )?;
+    run.expect_poll("process pidfd", subjects.process.as_ref(), reaped, false)?;
+    run.expect_info(
+        "leader PIDFD_THREAD pidfd",
+        subjects.leader.as_ref(),
+        killed(),
+    )?;
+    run.expect_info("process pidfd", subjects.process.as_ref(), killed())?;
     let expected = subjects.group_events(&[EventKind::Reaped], killed());
     run.expect_events(&mut subjects.watcher, &expected)
 }
@@ -747,7 +844,7 @@ fn exec_while_leader_alive(run: &mut Run) -> std::io::Result<()> {
 fn subthread_exit(run: &mut Run) -> std::io::Result<()> {
     let (mut helper, _ready, mut subjects) = run.start()?;
     let tid = helper.spawn_thread()?;
-    let fd = sys::pidfd_open(tid, PidfdFlags::PIDFD_THREAD)?;
+    let fd = run.kernel_pidfd(tid, PidfdFlags::PIDFD_THREAD)?;
     let target = subjects
         .watcher
         .add(Target::thread(tid))
@@ -755,18 +852,11 @@ fn subthread_exit(run: &mut Run) -> std::io::Result<()> {
 
     run.step("subthread exited");
     helper.request(&format!("thread-exit {tid}"))?;
-    let observed = sys::wait_readable(&fd, Some(Duration::from_secs(10)))?;
     let reaped = run.reaped();
-    run.record(
-        Layer::Kernel,
-        "subthread PIDFD_THREAD pidfd",
-        observed.to_string(),
-        reaped.to_string(),
-        false,
-    );
-    run.expect_quiet("leader PIDFD_THREAD pidfd", &subjects.leader, true)?;
-    run.expect_poll("process pidfd", &subjects.process, QUIET, false)?;
-    run.expect_info("subthread PIDFD_THREAD pidfd", &fd, exited_with(0))?;
+    run.expect_readable("subthread PIDFD_THREAD pidfd", fd.as_ref(), reaped)?;
+    run.expect_quiet("leader PIDFD_THREAD pidfd", subjects.leader.as_ref(), true)?;
+    run.expect_poll("process pidfd", subjects.process.as_ref(), QUIET, false)?;
+    run.expect_info("subthread PIDFD_THREAD pidfd", fd.as_ref(), exited_with(0))?;
     let both = [EventKind::Exited, EventKind::Reaped];
     run.expect_events(
         &mut subjects.watcher,
@@ -774,10 +864,15 @@ fn subthread_exit(run: &mut Run) -> std::io::Result<()> {
     )?;
     run.expect_no_events(&mut subjects.watcher, Some(subjects.leader_target))?;
 
-    kill_and_wait(run, &helper, &subjects)?;
+    kill_and_wait(run, &helper)?;
     run.step("reaped");
     helper.reap()?;
-    run.expect_poll("leader PIDFD_THREAD pidfd", &subjects.leader, reaped, true)?;
+    run.expect_poll(
+        "leader PIDFD_THREAD pidfd",
+        subjects.leader.as_ref(),
+        reaped,
+        true,
+    )?;
     let expected = subjects.group_events(&both, killed());
     run.expect_events(&mut subjects.watcher, &expected)
 }
@@ -789,18 +884,19 @@ fn plain_scenario(run: &mut Run, end: &str, status: Option<ExitStatus>) -> std::
     run.step("exited, not reaped");
     match end {
         "exit" => helper.send("exit 3")?,
-        _ => sys::pidfd_send_signal(helper.pidfd(), libc::SIGTERM, sys::SignalScope::Default)?,
+        _ => helper.signal(libc::SIGTERM)?,
     }
-    let observed = sys::wait_readable(&subjects.process, Some(Duration::from_secs(10)))?;
-    run.record(
-        Layer::Kernel,
-        "process pidfd",
-        observed.to_string(),
-        EXITED.to_string(),
-        false,
-    );
-    run.expect_poll("leader PIDFD_THREAD pidfd", &subjects.leader, EXITED, true)?;
-    run.expect_info("process pidfd", &subjects.process, None)?;
+    run.expect_readable("process pidfd", subjects.process.as_ref(), EXITED)?;
+    if !helper.wait_exited(Duration::from_secs(10))? {
+        return Err(std::io::Error::other("the helper did not exit within 10 s"));
+    }
+    run.expect_poll(
+        "leader PIDFD_THREAD pidfd",
+        subjects.leader.as_ref(),
+        EXITED,
+        true,
+    )?;
+    run.expect_info("process pidfd", subjects.process.as_ref(), None)?;
 
     run.step("reaped");
     let reaped_status = helper.reap()?;
@@ -812,9 +908,14 @@ fn plain_scenario(run: &mut Run, end: &str, status: Option<ExitStatus>) -> std::
         status_text(status),
         false,
     );
-    run.expect_poll("process pidfd", &subjects.process, reaped, false)?;
-    run.expect_poll("leader PIDFD_THREAD pidfd", &subjects.leader, reaped, true)?;
-    run.expect_info("process pidfd", &subjects.process, status)?;
+    run.expect_poll("process pidfd", subjects.process.as_ref(), reaped, false)?;
+    run.expect_poll(
+        "leader PIDFD_THREAD pidfd",
+        subjects.leader.as_ref(),
+        reaped,
+        true,
+    )?;
+    run.expect_info("process pidfd", subjects.process.as_ref(), status)?;
 
     let expected = subjects.group_events(&both, status);
     run.expect_events(&mut subjects.watcher, &expected)

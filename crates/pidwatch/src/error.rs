@@ -13,7 +13,7 @@ use crate::sys::PidInode;
 pub enum Error {
     /// No task has this PID or TID: it exited and was reaped, or it never
     /// existed in this PID namespace.
-    #[error("no process or thread with {what} {id}: it has exited or never existed")]
+    #[error("no process or thread with {what} {id}: it has exited, or it never existed in this PID namespace")]
     NotFound {
         /// "PID" or "TID".
         what: &'static str,
@@ -24,7 +24,7 @@ pub enum Error {
     /// The PID exists but belongs to a different process than the inode
     /// names: the requested process has exited and its PID was reused.
     #[error(
-        "process {target} has exited: PID {pid} now belongs to another process (inode {current_inode})",
+        "{target} has exited: {pid} now names another process or thread (inode {current_inode})",
         pid = target.pid
     )]
     Reused {

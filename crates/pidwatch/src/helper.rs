@@ -27,7 +27,7 @@
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::io::{self, BufRead, BufReader, Write};
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -232,8 +232,9 @@ pub struct HelperProcess {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
-    /// A process pidfd opened while the child could not yet be reaped.
-    pidfd: std::os::fd::OwnedFd,
+    /// A process pidfd opened while the child could not yet be reaped, when
+    /// the kernel (or the sandbox) allows one.
+    pidfd: Option<std::os::fd::OwnedFd>,
     reaped: bool,
 }
 
@@ -249,7 +250,13 @@ impl HelperProcess {
             .spawn()?;
         let stdin = child.stdin.take().expect("stdin is piped");
         let stdout = BufReader::new(child.stdout.take().expect("stdout is piped"));
-        let pidfd = sys::pidfd_open(child.id(), sys::PidfdFlags::empty())?;
+        let pidfd = match sys::pidfd_open(child.id(), sys::PidfdFlags::empty()) {
+            Ok(pidfd) => Some(pidfd),
+            Err(err) => {
+                tracing::debug!(error = %err, "the helper is driven without a pidfd");
+                None
+            }
+        };
 
         let mut helper = HelperProcess {
             child,
@@ -267,9 +274,9 @@ impl HelperProcess {
         self.child.id()
     }
 
-    /// Returns the process pidfd of the helper.
-    pub fn pidfd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.pidfd.as_fd()
+    /// Returns the process pidfd of the helper, when the kernel gave one.
+    pub fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(|pidfd| pidfd.as_fd())
     }
 
     /// Sends one command line without waiting for a reply.
@@ -343,21 +350,62 @@ impl HelperProcess {
         Ok(line.trim_end().to_owned())
     }
 
-    /// Sends SIGKILL to the whole thread group through the pidfd.
+    /// Sends SIGKILL to the whole thread group.
     pub fn kill(&self) -> io::Result<()> {
-        sys::pidfd_send_signal(&self.pidfd, libc::SIGKILL, sys::SignalScope::Default)
+        self.signal(libc::SIGKILL)
     }
 
-    /// Reaps the helper through its pidfd, waiting for it to exit.
+    /// Sends `signal` to the whole thread group: through the pidfd where
+    /// there is one, else with kill(2), which is as safe for an unreaped
+    /// child, whose PID cannot be reused.
+    pub fn signal(&self, signal: i32) -> io::Result<()> {
+        match &self.pidfd {
+            Some(pidfd) => sys::pidfd_send_signal(pidfd, signal, sys::SignalScope::Default),
+            None => {
+                let pid = self.pid() as libc::pid_t;
+                // SAFETY: kill(2) takes integers; the PID is our unreaped child.
+                if unsafe { libc::kill(pid, signal) } == 0 {
+                    Ok(())
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            }
+        }
+    }
+
+    /// Waits up to `timeout` until the helper's thread group has exited,
+    /// without reaping it. Returns whether it has.
+    pub fn wait_exited(&self, timeout: std::time::Duration) -> io::Result<bool> {
+        if let Some(pidfd) = &self.pidfd {
+            return Ok(sys::wait_readable(pidfd, Some(timeout))?.exited());
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        let pid = rustix::process::Pid::from_child(&self.child);
+        loop {
+            let options = rustix::process::WaitIdOptions::EXITED
+                | rustix::process::WaitIdOptions::NOWAIT
+                | rustix::process::WaitIdOptions::NOHANG;
+            if rustix::process::waitid(rustix::process::WaitId::Pid(pid), options)?.is_some() {
+                return Ok(true);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Reaps the helper, waiting for it to exit: through its pidfd where
+    /// `waitid(P_PIDFD)` works, else by its PID.
     pub fn reap(&mut self) -> io::Result<std::process::ExitStatus> {
-        let status = sys::waitid_reap_blocking(&self.pidfd)?;
+        let status = match &self.pidfd {
+            Some(pidfd) if sys::Features::get().has(sys::Feature::WaitidPidfd) => {
+                sys::waitid_reap_blocking(pidfd)?
+            }
+            _ => self.child.wait()?,
+        };
         self.reaped = true;
         Ok(status)
-    }
-
-    /// Returns the raw descriptor of the helper's pidfd (for messages).
-    pub fn raw_pidfd(&self) -> i32 {
-        self.pidfd.as_raw_fd()
     }
 }
 

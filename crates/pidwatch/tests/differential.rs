@@ -369,8 +369,7 @@ impl Run {
             Step::Open(thread, kind) => return self.open(index, thread, kind),
             Step::Kill => {
                 self.helper.kill()?;
-                let readiness = sys::wait_readable(self.helper.pidfd(), Some(SYNC_TIMEOUT))?;
-                if !readiness.readable {
+                if !self.helper.wait_exited(SYNC_TIMEOUT)? {
                     return Err(io::Error::other(format!(
                         "timed out: the process pidfd is not readable {SYNC_TIMEOUT:?} after SIGKILL"
                     )));

@@ -95,6 +95,19 @@ pub struct CheckArgs {
     #[arg(short, long)]
     pub verbose: bool,
 
+    /// Run pidwatch's side as if the kernel were in REGIME: no-pidfd,
+    /// no-thread-pidfd, legacy-thread-pidfd or fixed (only older than the
+    /// kernel's own).
+    #[arg(long, value_name = "REGIME")]
+    pub regime: Option<pidwatch::watch::Regime>,
+
+    /// Run the whole check under a seccomp filter that makes pidfd calls
+    /// fail as on older kernels or in sandboxes: no-pidfd-info,
+    /// no-thread-pidfd, linux-5.3, no-pidfd:ENOSYS, no-pidfd:EPERM or
+    /// no-pidfd:EACCES.
+    #[arg(long, value_name = "NAME")]
+    pub sandbox: Option<pidwatch::sys::seccomp::Sandbox>,
+
     /// The binary that provides the helper process (default: this one).
     #[arg(long, value_name = "PATH", hide = true)]
     pub helper: Option<PathBuf>,

@@ -6,6 +6,7 @@ mod check;
 mod id;
 mod model;
 mod output;
+mod validate;
 mod wait;
 
 use std::process::ExitCode;

@@ -114,6 +114,7 @@ impl Printer {
 
 pub fn run(args: WaitArgs) -> Result<Code, Failure> {
     let requested = collect_targets(&args)?;
+    super::validate::targets(&args)?;
     let count = match args.count {
         None => requested.len(),
         Some(count) if (1..=requested.len()).contains(&count) => count,

@@ -116,6 +116,8 @@ pub struct Features {
 
 static FEATURES: OnceLock<Features> = OnceLock::new();
 
+static THREAD_GROUP_FIX: OnceLock<Result<bool, String>> = OnceLock::new();
+
 impl Features {
     /// Returns the features of the running kernel, probing them on the first
     /// call.
@@ -250,6 +252,117 @@ impl Features {
     pub fn probes(&self) -> &[Probe] {
         &self.probes
     }
+
+    /// Returns whether the kernel has the thread-group fix of Linux 6.15
+    /// (backported to 6.12.31): a `PIDFD_THREAD` pidfd of a thread-group
+    /// leader reports the leader's exit only once the whole group has
+    /// exited. `Err` says why it is unknown (no `PIDFD_THREAD`, or the probe
+    /// could not run).
+    ///
+    /// The answer comes from a behavioural probe, since the fix changed no
+    /// interface: a forked child starts a thread and its leader exits, and
+    /// the probe polls the leader's `PIDFD_THREAD` pidfd. It costs a fork
+    /// and a few milliseconds, so it runs on the first call only, which the
+    /// watcher makes when a thread-group leader is first watched as a
+    /// thread.
+    pub fn thread_group_fix(&self) -> Result<bool, String> {
+        THREAD_GROUP_FIX
+            .get_or_init(|| {
+                if !self.has(Feature::PidfdThread) {
+                    return Err("the kernel lacks PIDFD_THREAD".to_owned());
+                }
+                let result = probe_thread_group_fix().map_err(|err| describe(&err));
+                tracing::debug!(?result, "probed the thread-group fix");
+                result
+            })
+            .clone()
+    }
+}
+
+/// Stack size of the probe child's second thread, which only blocks.
+const PROBE_STACK: usize = 64 * 1024;
+
+/// Forks a child whose thread-group leader exits while a second thread
+/// blocks, and returns whether the leader's `PIDFD_THREAD` pidfd stays quiet
+/// (the fix) rather than reporting the premature exit (the legacy rule).
+fn probe_thread_group_fix() -> io::Result<bool> {
+    // Allocated before the fork: the child must not allocate.
+    let mut stack = vec![0u8; PROBE_STACK];
+    let stack_top = stack.as_mut_ptr().wrapping_add(PROBE_STACK) as usize & !15;
+
+    extern "C" fn block_forever(_: *mut libc::c_void) -> libc::c_int {
+        loop {
+            // SAFETY: ppoll with no descriptors and no timeout only blocks.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_ppoll,
+                    std::ptr::null::<libc::pollfd>(),
+                    0,
+                    std::ptr::null::<libc::timespec>(),
+                    std::ptr::null::<libc::sigset_t>(),
+                )
+            };
+        }
+    }
+
+    // SAFETY: the child makes only raw system calls (clone, exit) and never
+    // returns into Rust code, so forking a multithreaded process is sound.
+    let pid = unsafe { libc::fork() };
+    if pid == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        let flags = libc::CLONE_VM
+            | libc::CLONE_FS
+            | libc::CLONE_FILES
+            | libc::CLONE_SIGHAND
+            | libc::CLONE_THREAD
+            | libc::CLONE_SYSVSEM;
+        // SAFETY: `stack_top` is the 16-byte aligned end of a live buffer
+        // that the new thread owns; the thread runs `block_forever` only.
+        // SYS_exit ends only the calling thread, the leader.
+        unsafe {
+            libc::clone(
+                block_forever,
+                stack_top as *mut libc::c_void,
+                flags,
+                std::ptr::null_mut(),
+            );
+            libc::syscall(libc::SYS_exit, 0);
+            libc::_exit(0);
+        }
+    }
+
+    let child = rustix::process::Pid::from_raw(pid).expect("fork returned a positive PID");
+    let result = observe_leader_exit(pid as u32);
+
+    // The child is ours: kill and reap it whatever the probe saw.
+    let _ = rustix::process::kill_process(child, rustix::process::Signal::KILL);
+    let _ = rustix::process::waitpid(Some(child), rustix::process::WaitOptions::empty());
+    drop(stack);
+    result
+}
+
+/// Waits until the leader of `pid` is a zombie beside a live thread, then
+/// polls its `PIDFD_THREAD` pidfd.
+fn observe_leader_exit(pid: u32) -> io::Result<bool> {
+    let leader = pidfd_open(pid, PidfdFlags::PIDFD_THREAD)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let stat = super::procfs::task_stat(pid)?;
+        let threads = super::procfs::threads(pid)?;
+        if stat.as_ref().is_some_and(|s| s.is_dead()) && threads.len() == 2 {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the probe child's leader did not exit beside its thread within 5 s",
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    Ok(!readiness(&leader)?.readable)
 }
 
 struct ReapedChildProbes {
@@ -346,6 +459,18 @@ mod tests {
                 probe.available,
                 probe.reason
             );
+        }
+    }
+
+    #[test]
+    fn thread_group_fix_probe_answers() {
+        let features = Features::get();
+        match features.thread_group_fix() {
+            Ok(fixed) => eprintln!("thread-group fix: {fixed}"),
+            Err(reason) => {
+                assert!(!features.has(Feature::PidfdThread), "{reason}");
+                eprintln!("skipped: the thread-group fix needs PIDFD_THREAD ({reason})");
+            }
         }
     }
 

@@ -65,22 +65,29 @@ pub fn parse_pid(input: &str, what: &'static str) -> Result<u32, ParsePidError> 
         reason: reason.to_owned(),
     };
 
+    let example = format!("give a {what} such as 1234");
     if input.is_empty() {
-        return Err(error("it is empty; give a positive decimal number"));
+        return Err(error(&format!("it is empty; {example}")));
     }
     if !input.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(error("expected a positive decimal number"));
+        return Err(error(&format!(
+            "expected a positive decimal number; {example}"
+        )));
     }
-    let value: u64 = input
-        .parse()
-        .map_err(|_| error(&format!("it is larger than the maximum {PID_MAX_LIMIT}")))?;
+    let too_large = || {
+        error(&format!(
+            "it is larger than the maximum {PID_MAX_LIMIT}, so no task can have it; {example}"
+        ))
+    };
+    let value: u64 = input.parse().map_err(|_| too_large())?;
     if value == 0 {
-        return Err(error("0 is not a process; give a PID of 1 or more"));
+        let task = if what == "TID" { "thread" } else { "process" };
+        return Err(error(&format!(
+            "0 is not a {task}; give a {what} of 1 or more"
+        )));
     }
     if value > u64::from(PID_MAX_LIMIT) {
-        return Err(error(&format!(
-            "it is larger than the maximum {PID_MAX_LIMIT}"
-        )));
+        return Err(too_large());
     }
     Ok(value as u32)
 }
@@ -96,19 +103,25 @@ impl PidInode {
             });
         };
 
+        let hint = if what == "TID" {
+            "use TID or TID:INODE as `pidwatch id --thread TID` prints it"
+        } else {
+            "use PID or PID:INODE as `pidwatch id PID` prints it"
+        };
+        let inode_error = |reason: &str| ParsePidError {
+            what,
+            input: input.to_owned(),
+            reason: format!("{reason}; {hint}"),
+        };
+        if pid.is_empty() {
+            return Err(inode_error(&format!("the {what} before ':' is missing")));
+        }
         let pid = parse_pid(pid, what).map_err(|err| ParsePidError {
             input: input.to_owned(),
             ..err
         })?;
-        let inode_error = |reason: &str| ParsePidError {
-            what,
-            input: input.to_owned(),
-            reason: reason.to_owned(),
-        };
         if inode.is_empty() {
-            return Err(inode_error(
-                "the inode after ':' is missing; use PID or PID:INODE as `pidwatch id PID` prints it",
-            ));
+            return Err(inode_error("the inode after ':' is missing"));
         }
         if !inode.bytes().all(|b| b.is_ascii_digit()) {
             return Err(inode_error("the inode after ':' must be a decimal number"));
@@ -116,6 +129,9 @@ impl PidInode {
         let inode = inode
             .parse::<u64>()
             .map_err(|_| inode_error("the inode after ':' does not fit in 64 bits"))?;
+        if inode == 0 {
+            return Err(inode_error("inode 0 names no task"));
+        }
         Ok(PidInode {
             pid,
             inode: Some(inode),
@@ -165,7 +181,28 @@ pub enum Opened {
 /// with `EOPNOTSUPP`, because opening without the check could wait on the
 /// wrong process.
 pub fn open_checked(target: PidInode, flags: PidfdFlags) -> io::Result<Opened> {
-    let pidfd = pidfd_open(target.pid, flags)?;
+    let pidfd = match pidfd_open(target.pid, flags) {
+        Ok(pidfd) => pidfd,
+        // The number of a requested process now names a non-leader thread
+        // (EINVAL before Linux 6.18, ENOENT since): compare that thread's
+        // inode, so a reused PID reads as "exited" and not as "a thread".
+        Err(err)
+            if target.inode.is_some()
+                && !flags.contains(PidfdFlags::PIDFD_THREAD)
+                && matches!(err.raw_os_error(), Some(libc::EINVAL | libc::ENOENT)) =>
+        {
+            let current = pidfd_open(target.pid, flags | PidfdFlags::PIDFD_THREAD)
+                .ok()
+                .and_then(|thread| pidfd_inode(&thread).ok().flatten());
+            return match current {
+                Some(current) if Some(current) != target.inode => Ok(Opened::Reused {
+                    current_inode: current,
+                }),
+                _ => Err(err),
+            };
+        }
+        Err(err) => return Err(err),
+    };
     let inode = pidfd_inode(&pidfd)?;
 
     match (target.inode, inode) {
@@ -211,7 +248,8 @@ mod tests {
             ("9223372036854775808", "larger than the maximum"),
             ("abc", "positive decimal"),
             ("12:", "inode after ':' is missing"),
-            (":12", "empty"),
+            (":12", "the PID before ':' is missing"),
+            ("12:0", "inode 0 names no task"),
             ("12:x", "decimal number"),
             ("12:99999999999999999999", "64 bits"),
             ("1 2", "positive decimal"),

@@ -10,6 +10,7 @@ pub mod identity;
 pub mod info;
 pub mod pidfd;
 pub mod procfs;
+pub mod seccomp;
 
 pub use features::{Feature, Features, Probe};
 pub use identity::{open_checked, parse_pid, pidfd_inode, Opened, PidInode, PID_MAX_LIMIT};

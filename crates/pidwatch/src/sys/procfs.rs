@@ -7,6 +7,7 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 /// `PF_KTHREAD` from `<linux/sched.h>`: the task is a kernel thread.
 const PF_KTHREAD: u64 = 0x0020_0000;
@@ -22,6 +23,9 @@ pub struct TaskStat {
     pub ppid: u32,
     /// `PF_*` flags of the task.
     pub flags: u64,
+    /// Threads in the task's thread group that have not been released yet.
+    /// A zombie leader whose count is 1 is the last task of its group.
+    pub num_threads: u32,
     /// Start time in clock ticks after boot; with the PID it identifies a
     /// task on kernels without pidfs.
     pub start_time: u64,
@@ -79,6 +83,35 @@ pub fn threads(pid: u32) -> io::Result<Vec<u32>> {
     Ok(tids)
 }
 
+/// Returns the PID a pidfd of this process refers to, from the `Pid:` line
+/// of `/proc/self/fdinfo/FD` (Linux 5.4). `Ok(None)` when the task is gone
+/// (`-1`, Linux 5.15) or outside this PID namespace (`0`).
+pub fn pidfd_pid(pidfd: BorrowedFd<'_>) -> io::Result<Option<u32>> {
+    let path = format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd());
+    let Some(text) = read_optional(&path)? else {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{path} does not exist"),
+        ));
+    };
+    let value = text
+        .lines()
+        .find_map(|line| line.strip_prefix("Pid:"))
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{path} has no Pid: line; is it a pidfd?"),
+            )
+        })?;
+    Ok(value.trim().parse::<i64>().ok().and_then(|pid| {
+        if pid > 0 {
+            u32::try_from(pid).ok()
+        } else {
+            None
+        }
+    }))
+}
+
 fn read_optional(path: &str) -> io::Result<Option<String>> {
     match fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
@@ -107,6 +140,7 @@ fn parse_stat(text: &str) -> Option<TaskStat> {
         state: fields.first()?.chars().next()?,
         ppid: fields.get(1)?.parse().ok()?,
         flags: fields.get(6)?.parse().ok()?,
+        num_threads: fields.get(17)?.parse().ok()?,
         start_time: fields.get(19)?.parse().ok()?,
     })
 }
@@ -123,6 +157,7 @@ mod tests {
         assert_eq!(stat.state, 'S');
         assert_eq!(stat.ppid, 1);
         assert_eq!(stat.flags, 4_194_560);
+        assert_eq!(stat.num_threads, 1);
         assert_eq!(stat.start_time, 98_765);
     }
 
@@ -133,6 +168,14 @@ mod tests {
         assert!(!stat.is_kernel_thread());
         assert_eq!(tgid_of(me).unwrap(), Some(me));
         assert!(threads(me).unwrap().contains(&me));
+    }
+
+    #[test]
+    fn pidfd_pid_reads_fdinfo() {
+        use std::os::fd::AsFd;
+        let me = std::process::id();
+        let pidfd = crate::sys::pidfd_open(me, crate::sys::PidfdFlags::empty()).unwrap();
+        assert_eq!(pidfd_pid(pidfd.as_fd()).unwrap(), Some(me));
     }
 
     #[test]

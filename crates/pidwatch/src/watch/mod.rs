@@ -9,9 +9,11 @@
 //! wakeup the watcher polls the pidfd itself and derives the events from
 //! what the kernel says now.
 
+mod poll;
+pub mod strategy;
 mod target;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
@@ -22,6 +24,10 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::sys::{self, Feature, Features, Readiness};
 
+use poll::Observed;
+use target::{Context, OpenTarget};
+
+pub use strategy::{Plan, Regime};
 pub use target::{open_error, Identity, Target, TargetKind};
 
 /// A handle for a target added to a [`Watcher`].
@@ -54,10 +60,12 @@ pub enum Source {
     /// are the ones pidwatch promises.
     Kernel,
 
-    /// The kernel reported it through the pidfd and the watcher confirmed
-    /// it: on kernels that report a thread-group leader's exit while other
-    /// threads of its group still run, the watcher checked that the group
-    /// really is empty.
+    /// The kernel reported it through a pidfd the watcher chose for the
+    /// promised semantics: a thread-group leader watched as a thread, on a
+    /// kernel whose `PIDFD_THREAD` pidfds report the leader's exit while
+    /// other threads of its group run (or that has no `PIDFD_THREAD`), is
+    /// watched through a process pidfd on the same struct pid, which
+    /// reports only once the whole group has exited.
     Verified,
 
     /// The watcher saw it by reading `/proc` at an interval, because the
@@ -101,10 +109,84 @@ pub struct Event {
     pub time: SystemTime,
 }
 
+/// A watched target and its state in the watcher.
 struct Entry {
-    pidfd: OwnedFd,
-    identity: Identity,
+    opened: OpenTarget,
     exited: bool,
+}
+
+/// Settings for a [`Watcher`], for the cases where the defaults do not fit.
+///
+/// ```
+/// use pidwatch::watch::{Regime, Watcher};
+///
+/// // Watch as the oldest pidfd-less kernels must, through /proc, and give
+/// // up rather than poll when descriptors run out.
+/// let watcher = Watcher::builder().regime(Regime::NoPidfd).strict(true).build()?;
+/// assert_eq!(watcher.len(), 0);
+/// # Ok::<(), pidwatch::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder {
+    regime: Option<Regime>,
+    strict: bool,
+    max_poll_interval: Duration,
+}
+
+impl Builder {
+    /// Watches as in `regime` instead of the running kernel's. An older
+    /// regime than the kernel's is always possible (its strategies need
+    /// less); a newer one fails in [`Builder::build`]. Tests and benchmarks
+    /// use it to run every strategy on one kernel.
+    pub fn regime(mut self, regime: Regime) -> Self {
+        self.regime = Some(regime);
+        self
+    }
+
+    /// With `strict`, a target that cannot get a pidfd because the
+    /// descriptor limit is reached fails with
+    /// [`Error::TooManyOpenFiles`]; without it (the default), the watcher
+    /// first raises the soft `RLIMIT_NOFILE` to the hard limit, and then
+    /// watches such targets through `/proc`.
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// Sets the longest time between two `/proc` polling rounds (500 ms by
+    /// default, at least 10 ms), which bounds how late a polled exit is
+    /// reported. Rounds come more often while they are cheap: the watcher
+    /// keeps polling near 1% of one core.
+    pub fn max_poll_interval(mut self, interval: Duration) -> Self {
+        self.max_poll_interval = interval.max(poll::MIN_INTERVAL);
+        self
+    }
+
+    /// Creates the watcher.
+    pub fn build(self) -> Result<Watcher> {
+        if let Some(regime) = self.regime {
+            regime.check_available()?;
+        }
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
+            .map_err(|err| Error::io("epoll_create1 failed", err.into()))?;
+        Ok(Watcher {
+            epoll,
+            targets: HashMap::new(),
+            next_id: 0,
+            pending: VecDeque::new(),
+            ready: Vec::with_capacity(256),
+            polled: BTreeSet::new(),
+            next_round: None,
+            max_poll_interval: self.max_poll_interval,
+            context: Context {
+                forced: self.regime,
+                strict: self.strict,
+                reaps_visible: Features::get().has(Feature::PollHupAfterReap),
+                warned_nofile: false,
+                spare: poll::Spare::new(),
+            },
+        })
+    }
 }
 
 /// Watches processes and threads and reports each exit once.
@@ -129,22 +211,26 @@ pub struct Watcher {
     next_id: u64,
     pending: VecDeque<Event>,
     ready: Vec<epoll::Event>,
-    reaps_visible: bool,
+    /// Targets that `/proc` polling rounds look at.
+    polled: BTreeSet<TargetId>,
+    next_round: Option<Instant>,
+    max_poll_interval: Duration,
+    context: Context,
 }
 
 impl Watcher {
-    /// Creates a watcher with no targets.
+    /// Creates a watcher with no targets, for the running kernel.
     pub fn new() -> Result<Self> {
-        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)
-            .map_err(|err| Error::io("epoll_create1 failed", err.into()))?;
-        Ok(Watcher {
-            epoll,
-            targets: HashMap::new(),
-            next_id: 0,
-            pending: VecDeque::new(),
-            ready: Vec::with_capacity(256),
-            reaps_visible: Features::get().has(Feature::PollHupAfterReap),
-        })
+        Watcher::builder().build()
+    }
+
+    /// Returns a builder for a watcher with other settings.
+    pub fn builder() -> Builder {
+        Builder {
+            regime: None,
+            strict: false,
+            max_poll_interval: poll::DEFAULT_MAX_INTERVAL,
+        }
     }
 
     /// Adds a target, opening its pidfd, and returns its handle.
@@ -153,32 +239,43 @@ impl Watcher {
     /// gone) is accepted and its events are queued at once, so they are
     /// never missed between the caller's check and the registration.
     pub fn add(&mut self, target: Target) -> Result<TargetId> {
-        let opened = target::open(target)?;
+        let opened = target::open(target, &mut self.context)?;
         let id = TargetId(self.next_id);
         self.next_id += 1;
 
-        epoll::add(
-            &self.epoll,
-            &opened.pidfd,
-            epoll::EventData::new_u64(id.0),
-            epoll::EventFlags::IN | epoll::EventFlags::ET,
-        )
-        .map_err(|err| {
-            Error::io(
-                format!("epoll_ctl(ADD) for {}", opened.identity),
-                err.into(),
+        if let Some(fd) = opened.registered() {
+            epoll::add(
+                &self.epoll,
+                fd,
+                epoll::EventData::new_u64(id.0),
+                epoll::EventFlags::IN | epoll::EventFlags::ET,
             )
-        })?;
+            .map_err(|err| {
+                Error::io(
+                    format!("epoll_ctl(ADD) for {}", opened.identity),
+                    err.into(),
+                )
+            })?;
+        }
 
-        tracing::debug!(target_id = id.0, identity = %opened.identity, "watching");
+        tracing::debug!(
+            target_id = id.0,
+            identity = %opened.identity,
+            plan = ?opened.plan,
+            source = %opened.source,
+            "watching"
+        );
+        let primary_poll = opened.registered().is_none() || opened.plan == Plan::PollThread;
         self.targets.insert(
             id,
             Entry {
-                pidfd: opened.pidfd,
-                identity: opened.identity,
+                opened,
                 exited: false,
             },
         );
+        if primary_poll {
+            self.start_polling(id);
+        }
 
         // The task may have exited before the pidfd was registered.
         self.check(id)?;
@@ -186,14 +283,16 @@ impl Watcher {
     }
 
     /// Stops watching a target and returns its pidfd, or `None` when the
-    /// target is unknown or already finished.
+    /// target is unknown, already finished, or watched without a pidfd of
+    /// its own.
+    ///
+    /// Events still queued for the target are dropped, even for a finished
+    /// target, so none is returned after this call.
     pub fn remove(&mut self, id: TargetId) -> Option<OwnedFd> {
-        let entry = self.targets.remove(&id)?;
-        if let Err(err) = epoll::delete(&self.epoll, &entry.pidfd) {
-            tracing::warn!(target_id = id.0, error = %err, "epoll_ctl(DEL) failed");
-        }
         self.pending.retain(|event| event.target != id);
-        Some(entry.pidfd)
+        let entry = self.targets.remove(&id)?;
+        self.deregister(id, &entry);
+        entry.opened.pidfd
     }
 
     /// Returns the number of targets still watched.
@@ -208,13 +307,26 @@ impl Watcher {
 
     /// Returns the identity of a watched target.
     pub fn identity(&self, id: TargetId) -> Option<Identity> {
-        self.targets.get(&id).map(|entry| entry.identity)
+        self.targets.get(&id).map(|entry| entry.opened.identity)
+    }
+
+    /// Returns how the watcher watches a target: the [`Source`] its events
+    /// will carry and the [`Plan`] behind it.
+    pub fn strategy(&self, id: TargetId) -> Option<(Source, Plan)> {
+        self.targets
+            .get(&id)
+            .map(|entry| (entry.opened.source, entry.opened.plan))
     }
 
     /// Borrows the pidfd of a watched target, for example to send it a
-    /// signal with [`sys::pidfd_send_signal`].
+    /// signal with [`sys::pidfd_send_signal`]. `None` for a target watched
+    /// without a pidfd of its own (through `/proc`, or a leader watched as a
+    /// thread on a kernel without `PIDFD_THREAD`).
     pub fn pidfd(&self, id: TargetId) -> Option<BorrowedFd<'_>> {
-        self.targets.get(&id).map(|entry| entry.pidfd.as_fd())
+        self.targets
+            .get(&id)
+            .and_then(|entry| entry.opened.pidfd.as_ref())
+            .map(|pidfd| pidfd.as_fd())
     }
 
     /// Returns how long the caller may wait on [`AsFd::as_fd`] (the epoll
@@ -222,7 +334,11 @@ impl Watcher {
     /// without readiness, or `None` when readiness alone is enough. Targets
     /// watched by polling `/proc` need these calls.
     pub fn poll_timeout(&self) -> Option<Duration> {
-        None
+        if !self.pending.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        self.next_round
+            .map(|at| at.saturating_duration_since(Instant::now()))
     }
 
     /// Returns the next event, waiting up to `timeout` (`None` waits as long
@@ -232,6 +348,7 @@ impl Watcher {
     /// is watched and nothing is queued.
     pub fn next_event(&mut self, timeout: Option<Duration>) -> Result<Option<Event>> {
         let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        let mut first = true;
         loop {
             if let Some(event) = self.pending.pop_front() {
                 return Ok(Some(event));
@@ -240,11 +357,22 @@ impl Watcher {
                 return Ok(None);
             }
 
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if left == Some(Duration::ZERO) && !self.ready_now()? {
+            let now = Instant::now();
+            let left = deadline.map(|d| d.saturating_duration_since(now));
+            if left == Some(Duration::ZERO) && !first {
                 return Ok(None);
             }
-            self.wait_ready(left)?;
+            first = false;
+
+            let until_round = self.next_round.map(|at| at.saturating_duration_since(now));
+            let wait = match (left, until_round) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            self.wait_ready(wait)?;
+            if self.next_round.is_some_and(|at| at <= Instant::now()) {
+                self.poll_round()?;
+            }
         }
     }
 
@@ -269,82 +397,207 @@ impl Watcher {
         Ok(())
     }
 
-    /// Polls epoll once without waiting; returns true if it queued events.
-    fn ready_now(&mut self) -> Result<bool> {
-        let before = self.pending.len();
-        self.wait_ready(Some(Duration::ZERO))?;
-        Ok(self.pending.len() > before)
-    }
-
-    /// Reads a target's pidfd and queues the events it has not reported yet.
+    /// Looks at a target now: its registered pidfd, or `/proc` for a
+    /// polled one.
     fn check(&mut self, id: TargetId) -> Result<()> {
-        let Some(entry) = self.targets.get_mut(&id) else {
+        let Some(entry) = self.targets.get(&id) else {
             // A stale wakeup for a target removed in the same batch.
             return Ok(());
         };
-        let readiness = sys::readiness(&entry.pidfd)
-            .map_err(|err| Error::io(format!("poll on the pidfd of {}", entry.identity), err))?;
+        match entry.opened.plan {
+            Plan::PollThread | Plan::PollProcess => self.check_polled(id),
+            Plan::OwnPidfd | Plan::ProcessPidfd => self.check_pidfd(id),
+        }
+    }
+
+    /// Reads a target's registered pidfd and queues the events it has not
+    /// reported yet.
+    fn check_pidfd(&mut self, id: TargetId) -> Result<()> {
+        let Some(entry) = self.targets.get_mut(&id) else {
+            return Ok(());
+        };
+        let Some(fd) = entry.opened.registered() else {
+            return Ok(());
+        };
+        let readiness = sys::readiness(fd).map_err(|err| {
+            Error::io(
+                format!("poll on the pidfd of {}", entry.opened.identity),
+                err,
+            )
+        })?;
         let now = SystemTime::now();
 
         if readiness.exited() && !entry.exited {
             entry.exited = true;
-            let status = exit_status(entry, readiness);
-            tracing::debug!(target_id = id.0, identity = %entry.identity, %readiness, "exited");
-            self.pending.push_back(Event {
-                target: id,
-                kind: EventKind::Exited,
-                identity: entry.identity,
-                status,
-                source: Source::Kernel,
-                time: now,
-            });
+            let status = exit_status(&entry.opened, readiness);
+            tracing::debug!(target_id = id.0, identity = %entry.opened.identity, %readiness, "exited");
+            self.pending
+                .push_back(event(id, &entry.opened, EventKind::Exited, status, now));
         }
 
         if readiness.hangup {
-            let status = sys::exit_status(&entry.pidfd).ok().flatten();
-            tracing::debug!(target_id = id.0, identity = %entry.identity, "reaped");
-            self.pending.push_back(Event {
-                target: id,
-                kind: EventKind::Reaped,
-                identity: entry.identity,
-                status,
-                source: Source::Kernel,
-                time: now,
-            });
+            let status = entry
+                .opened
+                .registered()
+                .and_then(|fd| sys::exit_status(fd).ok().flatten());
+            tracing::debug!(target_id = id.0, identity = %entry.opened.identity, "reaped");
+            self.pending
+                .push_back(event(id, &entry.opened, EventKind::Reaped, status, now));
             self.finish(id);
-        } else if readiness.exited() && !self.reaps_visible {
+        } else if readiness.exited() && !self.context.reaps_visible {
             // Before Linux 6.9 a pidfd does not change when its task is
-            // reaped, so there is nothing more to wait for.
+            // reaped: watch for the reap in /proc if the start time is known.
+            if entry.opened.polled.is_some() {
+                if let Some(fd) = entry.opened.registered() {
+                    if let Err(err) = epoll::delete(&self.epoll, fd) {
+                        tracing::warn!(target_id = id.0, error = %err, "epoll_ctl(DEL) failed");
+                    }
+                }
+                self.start_polling(id);
+            } else {
+                self.finish(id);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `/proc` for a polled target (or a pidfd target waiting for its
+    /// reap) and queues the events it has not reported yet.
+    fn check_polled(&mut self, id: TargetId) -> Result<()> {
+        let Some(entry) = self.targets.get_mut(&id) else {
+            return Ok(());
+        };
+        let Some(polled) = entry.opened.polled else {
+            return Ok(());
+        };
+        let observed = self
+            .context
+            .spare
+            .retry(|| polled.observe())
+            .map_err(|err| {
+                Error::io(
+                    format!(
+                        "reading /proc/{}/stat for {}",
+                        polled.number, entry.opened.identity
+                    ),
+                    err,
+                )
+            })?;
+        let now = SystemTime::now();
+
+        if observed != Observed::Alive && !entry.exited {
+            entry.exited = true;
+            tracing::debug!(target_id = id.0, identity = %entry.opened.identity, ?observed, "exited");
+            self.pending
+                .push_back(event(id, &entry.opened, EventKind::Exited, None, now));
+        }
+        if observed == Observed::Reaped {
+            tracing::debug!(target_id = id.0, identity = %entry.opened.identity, "reaped");
+            self.pending
+                .push_back(event(id, &entry.opened, EventKind::Reaped, None, now));
             self.finish(id);
         }
+        Ok(())
+    }
+
+    /// Adds a target to the polling rounds.
+    fn start_polling(&mut self, id: TargetId) {
+        self.polled.insert(id);
+        if self.next_round.is_none() {
+            self.next_round = Some(Instant::now() + poll::MIN_INTERVAL);
+        }
+    }
+
+    /// Polls every polled target, then spaces the next round by the cost of
+    /// this one.
+    fn poll_round(&mut self) -> Result<()> {
+        let started = Instant::now();
+        let ids: Vec<TargetId> = self.polled.iter().copied().collect();
+        for id in ids {
+            match self.targets.get(&id).map(|entry| entry.opened.plan) {
+                Some(Plan::PollThread | Plan::PollProcess) => self.check_polled(id)?,
+                // A pidfd target that has exited and waits for its reap.
+                Some(_) => self.check_polled(id)?,
+                None => {
+                    self.polled.remove(&id);
+                }
+            }
+        }
+        let cost = started.elapsed();
+        self.next_round = if self.polled.is_empty() {
+            None
+        } else {
+            let interval = poll::next_interval(cost, self.max_poll_interval);
+            tracing::trace!(
+                targets = self.polled.len(),
+                ?cost,
+                ?interval,
+                "polling round"
+            );
+            Some(Instant::now() + interval)
+        };
         Ok(())
     }
 
     /// Drops a target whose events are all reported.
     fn finish(&mut self, id: TargetId) {
         if let Some(entry) = self.targets.remove(&id) {
-            if let Err(err) = epoll::delete(&self.epoll, &entry.pidfd) {
-                tracing::warn!(target_id = id.0, error = %err, "epoll_ctl(DEL) failed");
+            self.deregister(id, &entry);
+        }
+    }
+
+    /// Takes a target out of epoll and out of the polling rounds.
+    fn deregister(&mut self, id: TargetId, entry: &Entry) {
+        self.polled.remove(&id);
+        if self.polled.is_empty() {
+            self.next_round = None;
+        }
+        if let Some(fd) = entry.opened.registered() {
+            // A pidfd target polled for its reap has left epoll already.
+            match epoll::delete(&self.epoll, fd) {
+                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                Err(err) => {
+                    tracing::warn!(target_id = id.0, error = %err, "epoll_ctl(DEL) failed")
+                }
             }
         }
+    }
+}
+
+/// Builds an event of a target.
+fn event(
+    id: TargetId,
+    opened: &OpenTarget,
+    kind: EventKind,
+    status: Option<ExitStatus>,
+    time: SystemTime,
+) -> Event {
+    Event {
+        target: id,
+        kind,
+        identity: opened.identity,
+        status,
+        source: opened.source,
+        time,
     }
 }
 
 /// Returns the exit status known when a target exits: from
 /// `PIDFD_INFO_EXIT` if it is already reaped, else by peeking at a child
 /// with `waitid(WNOWAIT)`, which leaves it for its owner to reap.
-fn exit_status(entry: &Entry, readiness: Readiness) -> Option<ExitStatus> {
+fn exit_status(opened: &OpenTarget, readiness: Readiness) -> Option<ExitStatus> {
+    let fd = opened.registered()?;
     if readiness.hangup {
-        return sys::exit_status(&entry.pidfd).ok().flatten();
+        return sys::exit_status(fd).ok().flatten();
     }
-    if entry.identity.kind == TargetKind::Process {
-        return sys::pidfd::waitid_peek(&entry.pidfd).ok().flatten();
+    if opened.identity.kind == TargetKind::Process || opened.plan == Plan::ProcessPidfd {
+        return sys::pidfd::waitid_peek(fd).ok().flatten();
     }
     None
 }
 
 /// The epoll descriptor of the watcher. It becomes readable when a target
-/// may have an event; an event loop (tokio's `AsyncFd`, for example) can
+/// may have an event. An event loop (tokio's `AsyncFd`, for example) can
 /// wait on it and then call [`Watcher::next_event`] with a zero timeout.
 impl AsFd for Watcher {
     fn as_fd(&self) -> BorrowedFd<'_> {

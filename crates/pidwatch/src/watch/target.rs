@@ -1,11 +1,14 @@
 //! Watch targets, and how each kind gets its pidfd.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::Child;
 
 use serde::Serialize;
 
+use super::poll::{Polled, Scope, Spare};
+use super::strategy::{plan, Plan, Regime};
+use super::Source;
 use crate::error::{Error, Result};
 use crate::sys::{self, Feature, Features, Opened, PidInode, PidfdFlags};
 
@@ -20,7 +23,8 @@ pub enum Target {
     /// A single thread, by TID, optionally pinned by inode. A thread-group
     /// leader watched this way reports its exit only once the whole thread
     /// group is gone, and not at all when another thread's exec takes over
-    /// its PID (the Linux 6.15 semantics of `PIDFD_THREAD`).
+    /// its PID (the Linux 6.15 semantics of `PIDFD_THREAD`), on every
+    /// kernel.
     Thread(PidInode),
 
     /// A process pidfd the caller already holds.
@@ -102,62 +106,485 @@ impl std::fmt::Display for Identity {
     }
 }
 
-/// A target with its pidfd open and its identity read.
+/// A target with its pidfds open, its plan chosen and its identity read.
 pub(crate) struct OpenTarget {
-    pub pidfd: OwnedFd,
     pub identity: Identity,
+    /// The target's own pidfd, when it has one.
+    pub pidfd: Option<OwnedFd>,
+    /// A process pidfd registered in epoll in place of the target's own
+    /// ([`Plan::ProcessPidfd`]), or that reports the group's exit for a
+    /// polled thread ([`Plan::PollThread`]).
+    pub stand_in: Option<OwnedFd>,
+    /// The task as `/proc` shows it: the primary watch for a polled target,
+    /// and the way to see the reap of a pidfd target on kernels without
+    /// `POLLHUP` after reap.
+    pub polled: Option<Polled>,
+    pub plan: Plan,
+    pub source: Source,
 }
 
-/// Opens the pidfd for `target` and reads its identity.
-pub(crate) fn open(target: Target) -> Result<OpenTarget> {
-    let features = Features::get();
-    let nonblock = if features.has(Feature::PidfdNonblock) {
-        PidfdFlags::PIDFD_NONBLOCK
-    } else {
-        PidfdFlags::empty()
-    };
-
-    let (pidfd, kind, requested) = match target {
-        Target::Process(requested) => {
-            let pidfd = open_pinned(requested, nonblock, "PID")?;
-            (pidfd, TargetKind::Process, Some(requested))
+impl OpenTarget {
+    /// Returns the descriptor to register with epoll.
+    pub fn registered(&self) -> Option<&OwnedFd> {
+        match self.plan {
+            Plan::OwnPidfd => self.pidfd.as_ref(),
+            Plan::ProcessPidfd | Plan::PollThread => self.stand_in.as_ref(),
+            Plan::PollProcess => None,
         }
-        Target::Thread(requested) => {
-            if !features.has(Feature::PidfdThread) {
-                return Err(unsupported(Feature::PidfdThread));
+    }
+}
+
+/// The watcher settings and state that [`open`] uses.
+pub(crate) struct Context {
+    /// The regime the watcher was asked for, or `None` to use the kernel's.
+    pub forced: Option<Regime>,
+    /// Fail rather than poll when the descriptor limit is reached.
+    pub strict: bool,
+    /// Whether the kernel reports a reap with `POLLHUP`.
+    pub reaps_visible: bool,
+    /// Whether the watcher has already warned that it polls for lack of
+    /// descriptors.
+    pub warned_nofile: bool,
+    /// The descriptor kept back for `/proc` reads at the limit.
+    pub spare: Spare,
+}
+
+impl Context {
+    /// Returns the regime for a target. The thread-group probe runs only
+    /// when the result depends on it.
+    fn regime(&self, leader_thread: bool) -> Regime {
+        if let Some(regime) = self.forced {
+            return regime;
+        }
+        let features = Features::get();
+        match Regime::without_fix_probe(features) {
+            Some(regime) => regime,
+            None if leader_thread => Regime::with_fix(features.thread_group_fix()),
+            // Without a leader thread target, the legacy and fixed regimes
+            // watch alike.
+            None => Regime::Fixed,
+        }
+    }
+}
+
+/// Opens what `target` needs in the watcher's regime and reads its
+/// identity.
+pub(crate) fn open(target: Target, context: &mut Context) -> Result<OpenTarget> {
+    let opened = match target {
+        Target::Process(requested) => open_process(requested, context)?,
+        Target::Thread(requested) => open_thread(requested, context)?,
+        Target::ProcessPidfd(pidfd) => {
+            let identity = identify(&pidfd, TargetKind::Process, None);
+            own_pidfd(pidfd, identity)
+        }
+        Target::ThreadPidfd(pidfd) => open_thread_pidfd(pidfd, context)?,
+    };
+    Ok(with_reap_watch(opened, context))
+}
+
+/// Watches a target through its own pidfd.
+fn own_pidfd(pidfd: OwnedFd, identity: Identity) -> OpenTarget {
+    OpenTarget {
+        identity,
+        pidfd: Some(pidfd),
+        stand_in: None,
+        polled: None,
+        plan: Plan::OwnPidfd,
+        source: Source::Kernel,
+    }
+}
+
+fn open_process(requested: PidInode, context: &mut Context) -> Result<OpenTarget> {
+    let regime = context.regime(false);
+    if plan(regime, TargetKind::Process, true) == Plan::PollProcess {
+        return poll_process(requested, TargetKind::Process, context);
+    }
+    match open_pinned(requested, PidfdFlags::empty(), "PID", context)? {
+        Some(pidfd) => {
+            let identity = identify(&pidfd, TargetKind::Process, Some(requested));
+            Ok(own_pidfd(pidfd, identity))
+        }
+        None => poll_process(requested, TargetKind::Process, context),
+    }
+}
+
+fn open_thread(requested: PidInode, context: &mut Context) -> Result<OpenTarget> {
+    let tid = requested.pid;
+    let tgid = context
+        .spare
+        .retry(|| sys::procfs::tgid_of(tid))
+        .map_err(|err| Error::io(format!("reading /proc/{tid}/status"), err))?
+        .ok_or(Error::NotFound {
+            what: "TID",
+            id: tid,
+        })?;
+    let leader = tgid == tid;
+    let regime = context.regime(leader);
+
+    match plan(regime, TargetKind::Thread, leader) {
+        Plan::OwnPidfd => {
+            let flags = PidfdFlags::PIDFD_THREAD;
+            match open_pinned(requested, flags, "TID", context)? {
+                Some(pidfd) => {
+                    let identity = identify(&pidfd, TargetKind::Thread, Some(requested));
+                    Ok(own_pidfd(pidfd, identity))
+                }
+                None => poll_thread(requested, tgid, leader, context),
             }
-            // NOTE: Linux 6.9 to 6.14 (and 6.12 before 6.12.31) report a
-            // leader's exit as soon as it is a zombie, even while subthreads
-            // live. The watcher trusts the kernel, so on those kernels a
-            // thread target on a leader can report that exit early.
-            let pidfd = open_pinned(requested, nonblock | PidfdFlags::PIDFD_THREAD, "TID")?;
-            (pidfd, TargetKind::Thread, Some(requested))
         }
-        Target::ProcessPidfd(pidfd) => (pidfd, TargetKind::Process, None),
-        Target::ThreadPidfd(pidfd) => (pidfd, TargetKind::Thread, None),
+        Plan::ProcessPidfd => {
+            // Pin the thread first where PIDFD_THREAD exists, so that the
+            // process pidfd can be checked to be on the same struct pid.
+            let thread = if regime >= Regime::LegacyThreadPidfd {
+                open_pinned(requested, PidfdFlags::PIDFD_THREAD, "TID", context)?
+            } else {
+                None
+            };
+            let pinned = match &thread {
+                Some(pidfd) => PidInode {
+                    pid: tid,
+                    inode: sys::pidfd_inode(pidfd).ok().flatten(),
+                },
+                None => requested,
+            };
+            match open_pinned(pinned, PidfdFlags::empty(), "TID", context) {
+                Ok(Some(process)) => {
+                    let identity = Identity {
+                        tid: Some(tid),
+                        ..identify(&process, TargetKind::Thread, Some(requested))
+                    };
+                    tracing::debug!(%identity, %regime, "watching a thread-group leader through a process pidfd");
+                    Ok(OpenTarget {
+                        identity,
+                        pidfd: thread,
+                        stand_in: Some(process),
+                        polled: None,
+                        plan: Plan::ProcessPidfd,
+                        source: Source::Verified,
+                    })
+                }
+                Ok(None) => poll_thread(requested, tgid, leader, context),
+                // The leader was reaped between the two opens: its thread
+                // pidfd reports that by itself.
+                Err(err) if err.is_gone() && thread.is_some() => {
+                    let pidfd = thread.expect("checked above");
+                    let identity = identify(&pidfd, TargetKind::Thread, Some(requested));
+                    Ok(own_pidfd(pidfd, identity))
+                }
+                Err(err) => Err(err),
+            }
+        }
+        Plan::PollThread | Plan::PollProcess => poll_thread(requested, tgid, leader, context),
+    }
+}
+
+/// Watches a `PIDFD_THREAD` pidfd the caller holds. Only a leader's needs a
+/// stand-in, found through the PID that the pidfd's fdinfo shows.
+fn open_thread_pidfd(pidfd: OwnedFd, context: &mut Context) -> Result<OpenTarget> {
+    let identity = identify(&pidfd, TargetKind::Thread, None);
+    let tid = identity
+        .tid
+        .or_else(|| sys::procfs::pidfd_pid(pidfd.as_fd()).ok().flatten());
+    let leader = tid.is_some() && tid == identity.pid;
+    let Some(tid) = tid.filter(|_| leader) else {
+        return Ok(own_pidfd(pidfd, identity));
+    };
+    if context.regime(true) == Regime::Fixed {
+        return Ok(own_pidfd(pidfd, identity));
+    }
+
+    let pinned = PidInode {
+        pid: tid,
+        inode: sys::pidfd_inode(&pidfd).ok().flatten(),
+    };
+    match open_pinned(pinned, PidfdFlags::empty(), "TID", context) {
+        Ok(Some(process)) => Ok(OpenTarget {
+            identity,
+            pidfd: Some(pidfd),
+            stand_in: Some(process),
+            polled: None,
+            plan: Plan::ProcessPidfd,
+            source: Source::Verified,
+        }),
+        // Gone, or no descriptor left: the caller's pidfd still reports the
+        // leader's reap.
+        Ok(None) | Err(_) => Ok(own_pidfd(pidfd, identity)),
+    }
+}
+
+/// Watches a thread group by polling `/proc`.
+fn poll_process(
+    requested: PidInode,
+    kind: TargetKind,
+    context: &mut Context,
+) -> Result<OpenTarget> {
+    let pid = requested.pid;
+    refuse_inode(
+        requested,
+        if kind == TargetKind::Thread {
+            "TID"
+        } else {
+            "PID"
+        },
+    )?;
+
+    let (polled, _) = context
+        .spare
+        .retry(|| Polled::read(pid, Scope::Group))
+        .map_err(|err| Error::io(format!("reading /proc/{pid}/stat"), err))?
+        .ok_or(Error::NotFound {
+            what: "PID",
+            id: pid,
+        })?;
+    match context.spare.retry(|| sys::procfs::tgid_of(pid)) {
+        Ok(Some(tgid)) if tgid != pid && kind == TargetKind::Process => {
+            return Err(Error::NotAProcess {
+                tid: pid,
+                tgid: Some(tgid),
+            })
+        }
+        Ok(None) => {
+            return Err(Error::NotFound {
+                what: "PID",
+                id: pid,
+            })
+        }
+        _ => {}
+    }
+
+    Ok(OpenTarget {
+        identity: Identity {
+            kind,
+            pid: Some(pid),
+            tid: (kind == TargetKind::Thread).then_some(pid),
+            inode: None,
+        },
+        pidfd: None,
+        stand_in: None,
+        polled: Some(polled),
+        plan: Plan::PollProcess,
+        source: Source::Polled,
+    })
+}
+
+/// Watches one thread by polling `/proc`, with the group's process pidfd
+/// (when one can be had) to hear of the group's exit at once. A leader is
+/// watched as its group.
+fn poll_thread(
+    requested: PidInode,
+    tgid: u32,
+    leader: bool,
+    context: &mut Context,
+) -> Result<OpenTarget> {
+    if leader {
+        return poll_process(requested, TargetKind::Thread, context);
+    }
+    let tid = requested.pid;
+    refuse_inode(requested, "TID")?;
+
+    let read = |spare: &mut Spare| {
+        spare
+            .retry(|| Polled::read(tid, Scope::Thread))
+            .map_err(|err| Error::io(format!("reading /proc/{tid}/stat"), err))?
+            .ok_or(Error::NotFound {
+                what: "TID",
+                id: tid,
+            })
+    };
+    let (polled, _) = read(&mut context.spare)?;
+
+    // The group's pidfd, then a second read: if the thread's start time is
+    // unchanged, the pidfd was opened while the thread lived in that group.
+    let group = if context.regime(false) >= Regime::NoThreadPidfd {
+        match open_pinned(
+            PidInode {
+                pid: tgid,
+                inode: None,
+            },
+            PidfdFlags::empty(),
+            "PID",
+            context,
+        ) {
+            Ok(group) => group,
+            Err(err) if err.is_gone() => None,
+            Err(err) => return Err(err),
+        }
+    } else {
+        None
+    };
+    let (again, _) = read(&mut context.spare)?;
+    if again != polled {
+        return Err(Error::NotFound {
+            what: "TID",
+            id: tid,
+        });
+    }
+
+    Ok(OpenTarget {
+        identity: Identity {
+            kind: TargetKind::Thread,
+            pid: Some(tgid),
+            tid: Some(tid),
+            inode: None,
+        },
+        pidfd: None,
+        stand_in: group,
+        polled: Some(polled),
+        plan: Plan::PollThread,
+        source: Source::Polled,
+    })
+}
+
+/// Rejects a `PID:INODE` target, whose inode cannot be checked without a pidfd.
+fn refuse_inode(requested: PidInode, what: &'static str) -> Result<()> {
+    if requested.inode.is_none() {
+        return Ok(());
+    }
+    Err(Error::Unsupported {
+        capability: if what == "TID" {
+            "checking a TID:INODE"
+        } else {
+            "checking a PID:INODE"
+        },
+        since: Feature::PidfsInode.since(),
+        reason:
+            "this target is watched through /proc, which has no pidfs inode; give the number alone"
+                .to_owned(),
+    })
+}
+
+/// Reads the start time of a pidfd target on kernels whose pidfds do not
+/// report the reap, so the reap can be seen in `/proc` after the exit.
+fn with_reap_watch(mut opened: OpenTarget, context: &Context) -> OpenTarget {
+    if context.reaps_visible || opened.polled.is_some() {
+        return opened;
+    }
+    let Some(fd) = opened.registered() else {
+        return opened;
+    };
+    let pid = opened
+        .identity
+        .pid
+        .or_else(|| sys::procfs::pidfd_pid(fd.as_fd()).ok().flatten());
+    let Some(pid) = pid else {
+        return opened;
     };
 
-    let identity = identify(&pidfd, kind, requested);
-    Ok(OpenTarget { pidfd, identity })
+    // The pidfd was opened first; if it is still quiet after /proc was
+    // read, the stat belongs to the task it names. Without POLLHUP a zombie
+    // and a reaped task look alike on the pidfd, so a zombie that /proc
+    // shows under this PID is taken to be ours.
+    // NOTE: a PID reused by a task that is itself a zombie by the time of
+    // this read would be mistaken for the target; this needs a reap and a
+    // full PID wrap inside one registration.
+    let stat = Polled::read(pid, Scope::Group).ok().flatten();
+    let quiet = sys::readiness(fd).is_ok_and(|r| !r.exited());
+    opened.polled = match stat {
+        Some((polled, stat)) if quiet || stat.is_dead() => Some(polled),
+        _ => None,
+    };
+    opened
 }
 
 /// Opens a pidfd for `requested`, checking its inode when one is given.
-fn open_pinned(requested: PidInode, flags: PidfdFlags, what: &'static str) -> Result<OwnedFd> {
+///
+/// Returns `Ok(None)` when the descriptor limit is reached even after
+/// raising the soft limit and the watcher is not strict: the caller then
+/// polls the target.
+fn open_pinned(
+    requested: PidInode,
+    flags: PidfdFlags,
+    what: &'static str,
+    context: &mut Context,
+) -> Result<Option<OwnedFd>> {
+    let flags = if Features::get().has(Feature::PidfdNonblock) {
+        flags | PidfdFlags::PIDFD_NONBLOCK
+    } else {
+        flags
+    };
     let thread = flags.contains(PidfdFlags::PIDFD_THREAD);
-    match sys::open_checked(requested, flags) {
-        Ok(Opened::Pidfd { pidfd, .. }) => Ok(pidfd),
-        Ok(Opened::Reused { current_inode }) => Err(Error::Reused {
-            target: requested,
-            current_inode,
-        }),
-        Err(err) if err.raw_os_error() == Some(libc::EOPNOTSUPP) => Err(Error::Unsupported {
-            capability: "checking a PID:INODE",
-            since: Feature::PidfsInode.since(),
-            reason: "pidfds are anonymous inodes on this kernel, so an inode cannot be checked"
-                .to_owned(),
-        }),
-        Err(err) => Err(open_error(err, what, requested.pid, thread)),
+
+    let mut raised = false;
+    loop {
+        match sys::open_checked(requested, flags) {
+            Ok(Opened::Pidfd { pidfd, .. }) => return Ok(Some(pidfd)),
+            Ok(Opened::Reused { current_inode }) => {
+                return Err(Error::Reused {
+                    target: requested,
+                    current_inode,
+                })
+            }
+            Err(err) if err.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                return Err(Error::Unsupported {
+                    capability: "checking a PID:INODE",
+                    since: Feature::PidfsInode.since(),
+                    reason:
+                        "pidfds are anonymous inodes on this kernel, so an inode cannot be checked"
+                            .to_owned(),
+                })
+            }
+            Err(err) if err.raw_os_error() == Some(libc::EMFILE) && !raised => {
+                raised = true;
+                if !raise_nofile_limit() {
+                    return out_of_descriptors(requested, context);
+                }
+            }
+            Err(err) if err.raw_os_error() == Some(libc::EMFILE) => {
+                return out_of_descriptors(requested, context);
+            }
+            Err(err) => return Err(open_error(err, what, requested.pid, thread)),
+        }
     }
+}
+
+/// Decides what to do when no descriptor is left for a pidfd.
+fn out_of_descriptors(requested: PidInode, context: &mut Context) -> Result<Option<OwnedFd>> {
+    let limit = nofile_limit();
+    if context.strict || requested.inode.is_some() {
+        return Err(Error::TooManyOpenFiles { limit });
+    }
+    if !context.warned_nofile {
+        context.warned_nofile = true;
+        tracing::warn!(
+            limit,
+            "no file descriptor left for a pidfd; watching further targets through /proc"
+        );
+    }
+    Ok(None)
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns whether it
+/// grew.
+fn raise_nofile_limit() -> bool {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+
+    let limit = getrlimit(Resource::Nofile);
+    let (Some(soft), hard) = (limit.current, limit.maximum) else {
+        return false;
+    };
+    if hard.is_some_and(|hard| hard <= soft) {
+        return false;
+    }
+    let raised = rustix::process::Rlimit {
+        current: hard,
+        maximum: hard,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => {
+            tracing::debug!(from = soft, to = ?hard, "raised the soft RLIMIT_NOFILE to the hard limit");
+            true
+        }
+        Err(err) => {
+            tracing::debug!(error = %err, "could not raise RLIMIT_NOFILE");
+            false
+        }
+    }
+}
+
+fn nofile_limit() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX)
 }
 
 /// Maps a `pidfd_open` failure to the error a caller can act on.
@@ -183,9 +610,7 @@ pub fn open_error(err: io::Error, what: &'static str, id: u32, thread: bool) -> 
             source: err,
         },
         Some(libc::EMFILE | libc::ENFILE) => Error::TooManyOpenFiles {
-            limit: rustix::process::getrlimit(rustix::process::Resource::Nofile)
-                .current
-                .unwrap_or(u64::MAX),
+            limit: nofile_limit(),
         },
         _ => Error::io(
             format!(
@@ -194,20 +619,6 @@ pub fn open_error(err: io::Error, what: &'static str, id: u32, thread: bool) -> 
             ),
             err,
         ),
-    }
-}
-
-fn unsupported(feature: Feature) -> Error {
-    let reason = Features::get()
-        .probes()
-        .iter()
-        .find(|probe| probe.feature == feature)
-        .and_then(|probe| probe.reason.clone())
-        .unwrap_or_else(|| "the probe failed".to_owned());
-    Error::Unsupported {
-        capability: feature.name(),
-        since: feature.since(),
-        reason,
     }
 }
 
