@@ -47,8 +47,8 @@ struct Args {
     markdown: Option<PathBuf>,
 
     /// Run only these measurements (comma-separated: latency, batches,
-    /// idle, cli); all by default.
-    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = ["latency", "batches", "idle", "cli"])]
+    /// idle, fallback, cli); all by default.
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = ["latency", "batches", "idle", "fallback", "cli"])]
     only: Vec<String>,
 
     /// Folder where scripts/bench-peers.sh unpacked util-linux's waitpid
@@ -95,22 +95,7 @@ fn run(args: &Args) -> Result<()> {
     let tools = Tools::build()?;
     let largest = plan.registration_sizes.iter().copied().max().unwrap_or(0);
     let (limits, fits) = setup::raise_limits(largest)?;
-    let mut registration_sizes = Vec::new();
     let mut skipped = Vec::new();
-    for &size in &plan.registration_sizes {
-        if size <= fits {
-            registration_sizes.push(size);
-            continue;
-        }
-        skipped.push(serde_json::json!({
-            "measurement": "registration, memory and exit storm",
-            "targets": size,
-            "reason": format!("the descriptor limit allows at most {fits} targets; measured at {fits} instead"),
-        }));
-        if !registration_sizes.contains(&fits) {
-            registration_sizes.push(fits);
-        }
-    }
     let peers = cli_tools(&tools, &args.peers);
     for (name, reason) in peers.1 {
         progress(&format!("skipping {name}: {reason}"));
@@ -119,16 +104,22 @@ fn run(args: &Args) -> Result<()> {
     let watchers = [WatcherKind::Pidwatch, WatcherKind::Limit];
     let mut report = Report::default();
     let mut panels = Vec::new();
+    let mut load = Vec::new();
+    let mut section = |name: String| {
+        progress(&name);
+        load.push(serde_json::json!({"section": name, "loadavg": procfs::loadavg()}));
+    };
 
-    let selected = |section: &str| args.only.is_empty() || args.only.iter().any(|s| s == section);
+    let selected = |name: &str| args.only.is_empty() || args.only.iter().any(|s| s == name);
     for &(kind, size) in plan.latency_sizes.iter().filter(|_| selected("latency")) {
-        progress(&format!("latency with {size} {kind:?} targets"));
-        let latencies = measure::latency(&tools, &plan, kind, size, &watchers)?;
-        let noun = if kind == Kind::Thread {
-            "threads"
-        } else {
-            "processes"
+        let noun = match (kind, size) {
+            (Kind::Thread, 1) => "thread",
+            (Kind::Thread, _) => "threads",
+            (Kind::Process, 1) => "process",
+            (Kind::Process, _) => "processes",
         };
+        section(format!("latency with {size} watched {noun}"));
+        let latencies = measure::latency(&tools, &plan, kind, size, &watchers)?;
         let mut series: Vec<LatencySeries> = latencies
             .iter()
             .map(|(w, h)| LatencySeries {
@@ -144,23 +135,81 @@ fn run(args: &Args) -> Result<()> {
     }
 
     let mut batches = Vec::new();
-    for &size in registration_sizes.iter().filter(|_| selected("batches")) {
-        progress(&format!(
-            "registration, memory and exit storm with {size} processes"
+    for &size in plan
+        .registration_sizes
+        .iter()
+        .filter(|_| selected("batches"))
+    {
+        if size <= fits {
+            section(format!(
+                "registration, memory and exit storm with {size} processes"
+            ));
+            batches.extend(measure::batches(&tools, &plan, size, &watchers)?);
+            continue;
+        }
+        // No watcher can hold a pidfd for each target here. The Watcher
+        // polls the rest in /proc; the C limit cannot, so it runs at the
+        // largest size that fits.
+        skipped.push(serde_json::json!({
+            "measurement": "registration, memory and exit storm",
+            "watcher": "limit",
+            "targets": size,
+            "reason": format!("the hard RLIMIT_NOFILE allows {fits} targets at most; measured at {fits} instead"),
+        }));
+        section(format!(
+            "registration, memory and exit storm with {size} processes (pidwatch only)"
         ));
-        batches.extend(measure::batches(&tools, &plan, size, &watchers)?);
+        batches.extend(measure::batches(
+            &tools,
+            &plan,
+            size,
+            &[WatcherKind::Pidwatch],
+        )?);
+        if !plan.registration_sizes.contains(&fits) {
+            section(format!(
+                "registration, memory and exit storm with {fits} processes"
+            ));
+            batches.extend(measure::batches(&tools, &plan, fits, &watchers)?);
+        }
     }
     report.batches = report::summarize_batches(&batches);
 
     if selected("idle") {
-        progress(&format!("idle cost with {} processes", plan.idle_targets));
-        report.idle = measure::idle(&tools, &plan, &watchers)?;
+        section(format!("idle cost with {} processes", plan.idle_targets));
+        let all = [
+            WatcherKind::Pidwatch,
+            WatcherKind::Limit,
+            WatcherKind::PidwatchPolling,
+        ];
+        report.idle = measure::idle(&tools, &plan, &all)?;
     }
-    // TODO: measure the Watcher's /proc polling fallback (WatcherKind::
-    // PidwatchPolling) once the Watcher has an option that forces it.
+
+    if selected("fallback") {
+        section(format!(
+            "latency of the /proc polling fallback with {} processes",
+            plan.idle_targets
+        ));
+        let fallback = Plan {
+            rounds: 1,
+            latency_samples: plan.fallback_samples,
+            ..plan.clone()
+        };
+        let latencies = measure::latency(
+            &tools,
+            &fallback,
+            Kind::Process,
+            plan.idle_targets,
+            &[WatcherKind::PidwatchPolling],
+        )?;
+        report.latency.extend(report::latency_rows(
+            Kind::Process,
+            plan.idle_targets,
+            &latencies,
+        ));
+    }
 
     for &(size, samples) in plan.cli_sizes.iter().filter(|_| selected("cli")) {
-        progress(&format!("command-line waiters with {size} targets"));
+        section(format!("command-line waiters with {size} targets"));
         report
             .cli
             .extend(measure::cli(&tools, &plan, &peers.0, size, samples)?);
@@ -180,7 +229,8 @@ fn run(args: &Args) -> Result<()> {
         let output = serde_json::json!({
             "mode": if args.quick { "quick" } else { "full" },
             "machine": procfs::machine(),
-            "limits": limits_json(&setup::describe()),
+            "limits": setup::describe(),
+            "load": load,
             "plan": plan,
             "skipped": skipped,
             "elapsed_seconds": started.elapsed().as_secs_f64().round(),
@@ -193,6 +243,26 @@ fn run(args: &Args) -> Result<()> {
             "finished in {:.0} s",
             started.elapsed().as_secs_f64()
         ));
+    }
+
+    // Timing targets only go into the report, but a lost or duplicated
+    // event is a bug.
+    let broken: Vec<String> = report
+        .batches
+        .iter()
+        .filter(|b| b.lost > 0 || b.duplicated > 0)
+        .map(|b| {
+            format!(
+                "{} lost {} and duplicated {} of {} exits",
+                b.watcher.name(),
+                b.lost,
+                b.duplicated,
+                b.targets
+            )
+        })
+        .collect();
+    if !broken.is_empty() {
+        anyhow::bail!("exit storm: {}", broken.join("; "));
     }
     Ok(())
 }
@@ -208,10 +278,6 @@ fn thousands(n: usize) -> String {
         out.push(c);
     }
     out
-}
-
-fn limits_json(changes: &[String]) -> serde_json::Value {
-    serde_json::json!(changes)
 }
 
 /// Returns the command-line waiters found here, and those skipped with why.
@@ -368,7 +434,6 @@ mod setup {
                 }
             }
         }
-        let targets = fits;
 
         let mut restore = Restore { pid_max: None };
         let current = std::fs::read_to_string(PID_MAX).unwrap_or_default();

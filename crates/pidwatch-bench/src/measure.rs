@@ -26,6 +26,9 @@ pub struct Plan {
     pub idle_seconds: f64,
     pub cli_sizes: Vec<(usize, usize)>,
     pub cli_idle_seconds: f64,
+    /// Latency samples of the /proc polling fallback, which reports an exit
+    /// up to one polling interval late.
+    pub fallback_samples: usize,
 }
 
 impl Plan {
@@ -44,6 +47,7 @@ impl Plan {
             idle_seconds: 2.0,
             cli_sizes: vec![(1, 10), (1_000, 3)],
             cli_idle_seconds: 1.0,
+            fallback_samples: 10,
         }
     }
 
@@ -55,6 +59,7 @@ impl Plan {
             idle_seconds: 10.0,
             cli_sizes: vec![(1, 30), (1_000, 10)],
             cli_idle_seconds: 3.0,
+            fallback_samples: 40,
             ..Plan::quick()
         }
     }
@@ -354,7 +359,9 @@ impl CliTool {
     }
 }
 
-/// Time from the last target's end to each waiter's exit.
+/// Time from the end of the last target to each waiter's exit. The other
+/// targets end 50 ms before the last one, so the time is that of one exit
+/// noticed while the waiter still watches the others' pidfds.
 #[derive(Clone, Debug, Serialize)]
 pub struct CliRun {
     pub tool: &'static str,
@@ -367,7 +374,14 @@ pub struct CliRun {
     pub rss_kib: u64,
     /// Idle cost while it waits, from the first round.
     pub idle: Option<Idle>,
+    /// Samples in which the waiter exited while its last target still ran
+    /// (its time is then meaningless).
+    pub premature_exits: usize,
 }
+
+/// How long the harness waits, after ending all targets but one, to see
+/// whether a waiter exits too early.
+const EARLY_EXIT_WINDOW: Duration = Duration::from_millis(50);
 
 /// Runs every tool on `size` targets, `samples` times, rotating the order.
 pub fn cli(
@@ -382,6 +396,7 @@ pub fn cli(
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); peers.len()];
     let mut rss = vec![0u64; peers.len()];
     let mut idles: Vec<Option<Idle>> = vec![None; peers.len()];
+    let mut premature = vec![0usize; peers.len()];
     let order: Vec<usize> = (0..peers.len()).collect();
     let idle_window = Duration::from_secs_f64(plan.cli_idle_seconds);
 
@@ -410,10 +425,20 @@ pub fn cli(
             // The waiter's pidfd tells exactly when it exits.
             let waiter = pidwatch::sys::pidfd_open(pid, pidwatch::sys::PidfdFlags::empty())
                 .context("pidfd_open on the waiter")?;
-            let mut last = 0;
-            for target in 0..size {
-                last = targets.kill(target);
+
+            // End all targets but the last and give the waiter time to
+            // (wrongly) exit; then time the last one alone.
+            let last_index = size - 1;
+            for target in 0..last_index {
+                targets.kill(target);
             }
+            if size > 1 {
+                let early = pidwatch::sys::wait_readable(waiter.as_fd(), Some(EARLY_EXIT_WINDOW))?;
+                if early.exited() {
+                    premature[index] += 1;
+                }
+            }
+            let last = targets.kill(last_index);
             let readiness =
                 pidwatch::sys::wait_readable(waiter.as_fd(), Some(Duration::from_secs(30)))?;
             let end = monotonic_ns();
@@ -446,6 +471,7 @@ pub fn cli(
                 max_ms: at(1.0),
                 rss_kib: rss[index],
                 idle: idles[index].clone(),
+                premature_exits: premature[index],
             }
         })
         .collect())

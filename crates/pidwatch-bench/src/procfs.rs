@@ -107,3 +107,12 @@ pub fn machine() -> serde_json::Value {
         "loadavg_at_start": loadavg.trim(),
     })
 }
+
+/// Returns the three load averages of `/proc/loadavg`.
+pub fn loadavg() -> String {
+    let text = fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}

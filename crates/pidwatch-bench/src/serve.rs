@@ -18,17 +18,15 @@ use std::io::{BufRead, BufWriter, Write};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use pidwatch::watch::Regime;
 use pidwatch::{Event, EventKind, Target, TargetKind, Watcher};
 
 use crate::procfs::monotonic_ns;
 
 /// Serves batches until the end of stdin.
+/// With `poll`, the Watcher is forced into [`Regime::NoPidfd`], its `/proc`
+/// polling fallback.
 pub fn serve(poll: bool) -> Result<()> {
-    if poll {
-        // TODO: force the Watcher's /proc polling fallback here once it has an option for it.
-        bail!("this pidwatch has no option to force /proc polling yet");
-    }
-    raise_nofile_soft_limit();
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
     let stdout = std::io::stdout();
@@ -60,7 +58,13 @@ pub fn serve(poll: bool) -> Result<()> {
             bail!("expected \"go\", got {:?}", line.trim());
         }
 
-        let mut watcher = Watcher::new()?;
+        // The Watcher raises the soft RLIMIT_NOFILE to the hard limit by
+        // itself, and polls the targets beyond it in /proc.
+        let mut watcher = if poll {
+            Watcher::builder().regime(Regime::NoPidfd).build()?
+        } else {
+            Watcher::new()?
+        };
         let start = Instant::now();
         for &id in &ids {
             let target = if thread {
@@ -130,17 +134,4 @@ fn parse_header(header: &str) -> Result<(bool, usize)> {
         .parse()
         .with_context(|| format!("invalid count {count:?} in the batch header"))?;
     Ok((thread, count))
-}
-
-/// Raises the soft descriptor limit to the hard one, as limit.c does, so
-/// that both can hold as many pidfds as the harness allows.
-fn raise_nofile_soft_limit() {
-    use rustix::process::{getrlimit, setrlimit, Resource};
-    let mut limit = getrlimit(Resource::Nofile);
-    if limit.current < limit.maximum {
-        limit.current = limit.maximum;
-        if let Err(err) = setrlimit(Resource::Nofile, limit) {
-            eprintln!("bench serve: could not raise RLIMIT_NOFILE: {err}");
-        }
-    }
 }
