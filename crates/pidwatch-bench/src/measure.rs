@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::process::{wait_until, Kind, Server, Targets, Tools, WatcherKind};
-use crate::procfs::{monotonic_ns, pidfds_on, rss_kib, Usage};
+use crate::procfs::{epoll_registrations, monotonic_ns, pidfds_on, rss_kib, Usage};
 
 /// How big and how long each measurement is.
 #[derive(Clone, Debug, Serialize)]
@@ -317,7 +317,8 @@ pub struct CliTool {
     /// Program and leading arguments.
     pub command: Vec<PathBuf>,
     pub style: CliStyle,
-    /// Whether it waits on pidfds (then the harness can see it is ready).
+    /// Whether it waits on pidfds in epoll (then the harness can see when
+    /// it is ready).
     pub pidfds: bool,
 }
 
@@ -408,7 +409,9 @@ pub fn cli(
             let pid = child.id();
             let wanted: HashSet<u32> = targets.ids.iter().copied().collect();
             if peer.pidfds {
-                if !wait_until(Duration::from_secs(10), || pidfds_on(pid, &wanted) >= size) {
+                if !wait_until(Duration::from_secs(10), || {
+                    pidfds_on(pid, &wanted) >= size && epoll_registrations(pid) >= size
+                }) {
                     let _ = child.kill();
                     let _ = child.wait();
                     bail!("{} did not open {size} pidfds within 10 s", peer.name);

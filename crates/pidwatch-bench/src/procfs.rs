@@ -80,6 +80,25 @@ pub fn pidfds_on(pid: u32, targets: &HashSet<u32>) -> usize {
         .count()
 }
 
+/// Counts the descriptors registered in the epoll instances of process
+/// `pid` (the `tfd:` lines of their fdinfo). A waiter may open a pidfd to
+/// check a target before it registers one, so a pidfd alone does not show
+/// that it is ready.
+pub fn epoll_registrations(pid: u32) -> usize {
+    let Ok(entries) = fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return 0;
+    };
+    entries
+        .filter_map(|entry| fs::read_to_string(entry.ok()?.path()).ok())
+        .map(|fdinfo| {
+            fdinfo
+                .lines()
+                .filter(|line| line.starts_with("tfd:"))
+                .count()
+        })
+        .sum()
+}
+
 fn status_field(status: &str, name: &str) -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with(name))?;
     line[name.len()..].split_whitespace().next()?.parse().ok()
