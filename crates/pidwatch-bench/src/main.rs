@@ -286,7 +286,8 @@ fn thousands(n: usize) -> String {
     out
 }
 
-/// Returns the command-line waiters found here, and those skipped with why.
+/// Returns the command-line waiters found here, and the reason for each
+/// one that is missing.
 fn cli_tools(tools: &Tools, peers: &Path) -> (Vec<CliTool>, Vec<(&'static str, String)>) {
     let mut found = vec![
         CliTool {

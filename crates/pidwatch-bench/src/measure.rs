@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::process::{wait_until, Kind, Server, Targets, Tools, WatcherKind};
 use crate::procfs::{epoll_registrations, monotonic_ns, pidfds_on, rss_kib, Usage};
 
-/// How big and how long each measurement is.
+/// Sizes, sample counts and durations of the measurements.
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
     pub rounds: usize,
@@ -75,7 +75,8 @@ fn rotated<T: Copy>(items: &[T], round: usize) -> Vec<T> {
     items
 }
 
-/// A comm name for this run's target processes, which `pidwait -x` matches.
+/// Returns a comm name for the target processes of this run, which
+/// `pidwait -x` matches.
 pub fn target_name() -> String {
     format!("pwbt-{:06x}", std::process::id() & 0xff_ffff)
 }
@@ -246,7 +247,7 @@ fn batch(tools: &Tools, watcher: WatcherKind, size: usize, name: &str) -> Result
 // ---------------------------------------------------------------------------
 // Idle cost
 
-/// What a watcher used while its targets ran and nothing happened.
+/// Resources a watcher used while its targets ran and nothing happened.
 #[derive(Clone, Debug, Serialize)]
 pub struct Idle {
     pub watcher: String,

@@ -17,7 +17,7 @@ pub fn monotonic_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// What a process has used so far, summed over its threads.
+/// Resources a process has used so far, summed over its threads.
 #[derive(Copy, Clone, Debug, Default)]
 pub struct Usage {
     /// Time on a CPU, from `/proc/PID/task/*/schedstat` (nanoseconds).

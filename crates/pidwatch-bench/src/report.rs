@@ -378,10 +378,11 @@ impl Report {
                 md,
                 "| {} {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
                 row.targets,
-                if row.kind == Kind::Thread {
-                    "threads"
-                } else {
-                    "processes"
+                match (row.kind, row.targets) {
+                    (Kind::Thread, 1) => "thread",
+                    (Kind::Thread, _) => "threads",
+                    (Kind::Process, 1) => "process",
+                    (Kind::Process, _) => "processes",
                 },
                 row.watcher.name(),
                 row.samples,
