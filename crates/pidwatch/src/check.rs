@@ -20,6 +20,20 @@ use crate::sys::{self, Feature, Features, PidfdFlags, PidfdInfoMask, Readiness};
 use crate::watch::{EventKind, Regime, Source, Target, TargetId, Watcher};
 
 /// Settings for a conformance run.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use pidwatch::check::{run_all, Options, Verdict};
+///
+/// let options = Options {
+///     helper: "target/debug/pidwatch".into(),
+///     quiet_window: Duration::from_millis(200),
+///     regime: None,
+/// };
+/// for report in run_all(&options, Some("premature-leader-exit")) {
+///     assert_ne!(report.pidwatch, Verdict::Fail, "{}", report.name);
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub struct Options {
     /// The `pidwatch` binary that provides the helper mode.
@@ -32,6 +46,12 @@ pub struct Options {
 }
 
 /// The outcome of one scenario in one layer.
+///
+/// ```
+/// let skip = pidwatch::check::Verdict::Skip("PIDFD_THREAD is missing".to_owned());
+/// assert_eq!(serde_json::to_string(&skip)?, r#"{"verdict":"skip","reason":"PIDFD_THREAD is missing"}"#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, Eq, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "verdict", content = "reason")]
 pub enum Verdict {
@@ -45,6 +65,11 @@ pub enum Verdict {
 }
 
 /// The layer a check observes.
+///
+/// ```
+/// assert_eq!(serde_json::to_string(&pidwatch::check::Layer::Pidwatch)?, r#""pidwatch""#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Layer {
@@ -55,6 +80,15 @@ pub enum Layer {
 }
 
 /// One comparison of an observation with the fixed semantics.
+///
+/// ```no_run
+/// # let options = pidwatch::check::Options { helper: "target/debug/pidwatch".into(), quiet_window: std::time::Duration::from_millis(200), regime: None };
+/// for report in pidwatch::check::run_all(&options, None) {
+///     for check in report.checks.iter().filter(|check| !check.ok) {
+///         println!("{}: {} observed {}, expected {}", report.name, check.subject, check.observed, check.expected);
+///     }
+/// }
+/// ```
 #[derive(Clone, Debug, Eq, PartialEq, Serialize)]
 pub struct Check {
     /// Raw kernel or pidwatch.
@@ -76,6 +110,14 @@ pub struct Check {
 }
 
 /// The report of one scenario.
+///
+/// ```no_run
+/// use pidwatch::check::Layer;
+/// # let options = pidwatch::check::Options { helper: "target/debug/pidwatch".into(), quiet_window: std::time::Duration::from_millis(200), regime: None };
+/// for report in pidwatch::check::run_all(&options, None) {
+///     println!("{}: kernel {}, expected {}", report.name, report.headline(Layer::Kernel), report.expected_headline());
+/// }
+/// ```
 #[derive(Clone, Debug, Serialize)]
 pub struct ScenarioReport {
     /// Short name, usable as a test filter.
@@ -96,6 +138,13 @@ pub struct ScenarioReport {
 
 impl ScenarioReport {
     /// Returns the headline observations of one layer, joined by arrows.
+    ///
+    /// ```no_run
+    /// # let options = pidwatch::check::Options { helper: "target/debug/pidwatch".into(), quiet_window: std::time::Duration::from_millis(200), regime: None };
+    /// for report in pidwatch::check::run_all(&options, None) {
+    ///     println!("{}", report.headline(pidwatch::check::Layer::Pidwatch));
+    /// }
+    /// ```
     pub fn headline(&self, layer: Layer) -> String {
         let parts: Vec<&str> = self
             .checks
@@ -107,6 +156,13 @@ impl ScenarioReport {
     }
 
     /// Returns the expected headline, joined by arrows.
+    ///
+    /// ```no_run
+    /// # let options = pidwatch::check::Options { helper: "target/debug/pidwatch".into(), quiet_window: std::time::Duration::from_millis(200), regime: None };
+    /// for report in pidwatch::check::run_all(&options, None) {
+    ///     println!("{}: expected {}", report.name, report.expected_headline());
+    /// }
+    /// ```
     pub fn expected_headline(&self) -> String {
         let parts: Vec<&str> = self
             .checks
@@ -174,11 +230,21 @@ const SCENARIOS: &[Scenario] = &[
 ];
 
 /// Returns the names of all scenarios.
+///
+/// ```
+/// assert!(pidwatch::check::scenario_names().contains(&"premature-leader-exit"));
+/// ```
 pub fn scenario_names() -> Vec<&'static str> {
     SCENARIOS.iter().map(|s| s.name).collect()
 }
 
 /// Runs every scenario whose name contains `filter` (all when `None`).
+///
+/// ```no_run
+/// # let options = pidwatch::check::Options { helper: "target/debug/pidwatch".into(), quiet_window: std::time::Duration::from_millis(200), regime: None };
+/// let reports = pidwatch::check::run_all(&options, Some("plain-exit"));
+/// assert!(reports.iter().all(|report| report.name == "plain-exit"));
+/// ```
 pub fn run_all(options: &Options, filter: Option<&str>) -> Vec<ScenarioReport> {
     SCENARIOS
         .iter()
@@ -627,6 +693,10 @@ fn status_text(status: Option<ExitStatus>) -> String {
 }
 
 /// Returns the name of the signals the scenarios use.
+///
+/// ```
+/// assert_eq!(pidwatch::check::signal_name(libc::SIGKILL), "SIGKILL");
+/// ```
 pub fn signal_name(signal: i32) -> String {
     match signal {
         libc::SIGKILL => "SIGKILL".to_owned(),

@@ -38,6 +38,11 @@ use std::time::{Duration, Instant};
 use crate::sys;
 
 /// The hidden argument that selects helper mode in the `pidwatch` binary.
+///
+/// ```
+/// let mut command = std::process::Command::new("target/debug/pidwatch");
+/// command.arg(pidwatch::helper::HELPER_ARG);
+/// ```
 pub const HELPER_ARG: &str = "__helper";
 
 /// How long the driver waits for one reply before it gives up on the
@@ -61,6 +66,13 @@ static EXE: OnceLock<CString> = OnceLock::new();
 
 /// Runs helper mode. Never returns: the process ends through `exit` or the
 /// signals the driver sends.
+///
+/// ```no_run
+/// // At the start of the binary's main function:
+/// if std::env::args().nth(1).as_deref() == Some(pidwatch::helper::HELPER_ARG) {
+///     pidwatch::helper::run();
+/// }
+/// ```
 pub fn run() -> ! {
     let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
     let exe = CString::new(exe.as_os_str().as_bytes()).expect("a path has no NUL byte");
@@ -216,6 +228,13 @@ fn reply(line: &str) {
 }
 
 /// The `ready` line: the helper's PID and the TID of its controller thread.
+///
+/// ```no_run
+/// # use std::path::Path;
+/// # let (mut helper, ready) = pidwatch::helper::HelperProcess::spawn(Path::new("target/debug/pidwatch"))?;
+/// assert_ne!(ready.pid, ready.controller);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Copy, Clone, Debug, Eq, PartialEq)]
 pub struct Ready {
     /// The PID of the helper process.
@@ -228,6 +247,21 @@ pub struct Ready {
 ///
 /// Dropping it kills the helper with SIGKILL and reaps it, so a failed test
 /// never leaks a process.
+///
+/// ```no_run
+/// use std::path::Path;
+/// use pidwatch::helper::HelperProcess;
+///
+/// let (mut helper, ready) = HelperProcess::spawn(Path::new("target/debug/pidwatch"))?;
+/// let worker = helper.spawn_thread()?;
+/// // The thread-group leader exits early; the controller thread lives on.
+/// helper.request("leader-exit")?;
+/// helper.request(&format!("thread-exit {worker}"))?;
+/// helper.kill()?;
+/// let status = helper.reap()?;
+/// println!("helper {} ended with {status}", ready.pid);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct HelperProcess {
     child: Child,
     stdin: ChildStdin,
@@ -241,6 +275,15 @@ pub struct HelperProcess {
 impl HelperProcess {
     /// Starts `program` (a `pidwatch` binary) in helper mode and waits for
     /// its `ready` line.
+    ///
+    /// ```no_run
+    /// use std::path::Path;
+    /// use pidwatch::helper::HelperProcess;
+    ///
+    /// let (helper, ready) = HelperProcess::spawn(Path::new("target/debug/pidwatch"))?;
+    /// assert_eq!(helper.pid(), ready.pid);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn spawn(program: &Path) -> io::Result<(HelperProcess, Ready)> {
         let mut child = Command::new(program)
             .arg(HELPER_ARG)
@@ -270,22 +313,53 @@ impl HelperProcess {
     }
 
     /// Returns the helper's PID.
+    ///
+    /// ```no_run
+    /// # use std::path::Path;
+    /// # let (mut helper, ready) = pidwatch::helper::HelperProcess::spawn(Path::new("target/debug/pidwatch"))?;
+    /// let target = pidwatch::Target::process(helper.pid());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// Returns the process pidfd of the helper, when the kernel gave one.
+    ///
+    /// ```no_run
+    /// # use std::path::Path;
+    /// # let (mut helper, ready) = pidwatch::helper::HelperProcess::spawn(Path::new("target/debug/pidwatch"))?;
+    /// if let Some(pidfd) = helper.pidfd() {
+    ///     println!("{:?}", pidwatch::sys::readiness(pidfd)?);
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn pidfd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.pidfd.as_ref().map(|pidfd| pidfd.as_fd())
     }
 
     /// Sends one command line without waiting for a reply.
+    ///
+    /// ```no_run
+    /// # use std::path::Path;
+    /// # let (mut helper, ready) = pidwatch::helper::HelperProcess::spawn(Path::new("target/debug/pidwatch"))?;
+    /// // `exit` gets no reply.
+    /// helper.send("exit 3")?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn send(&mut self, command: &str) -> io::Result<()> {
         writeln!(self.stdin, "{command}")?;
         self.stdin.flush()
     }
 
     /// Sends a command and returns its reply line.
+    ///
+    /// ```no_run
+    /// # use std::path::Path;
+    /// # let (mut helper, ready) = pidwatch::helper::HelperProcess::spawn(Path::new("target/debug/pidwatch"))?;
+    /// assert_eq!(helper.request("leader-exit")?, "ok");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn request(&mut self, command: &str) -> io::Result<String> {
         self.send(command)?;
         let line = self.read_line()?;
@@ -298,12 +372,30 @@ impl HelperProcess {
     }
 
     /// Starts a parked thread and returns its TID.
+    ///
+    /// ```no_run
+    /// # use std::path::Path;
+    /// # let (mut helper, ready) = pidwatch::helper::HelperProcess::spawn(Path::new("target/debug/pidwatch"))?;
+    /// let tid = helper.spawn_thread()?;
+    /// helper.request(&format!("thread-exit {tid}"))?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn spawn_thread(&mut self) -> io::Result<u32> {
         let line = self.request("spawn")?;
         parse_reply(&line, "thread")
     }
 
     /// Sends a command that execs, and returns the new image's `ready`.
+    ///
+    /// ```no_run
+    /// # use std::path::Path;
+    /// # let (mut helper, ready) = pidwatch::helper::HelperProcess::spawn(Path::new("target/debug/pidwatch"))?;
+    /// let tid = helper.spawn_thread()?;
+    /// let after = helper.exec(&format!("exec-from {tid}"))?;
+    /// // The exec'ing thread takes over the leader's PID.
+    /// assert_eq!(after.pid, ready.pid);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn exec(&mut self, command: &str) -> io::Result<Ready> {
         self.send(command)?;
         self.read_ready()
@@ -351,6 +443,14 @@ impl HelperProcess {
     }
 
     /// Sends SIGKILL to the whole thread group.
+    ///
+    /// ```no_run
+    /// # use std::path::Path;
+    /// # let (mut helper, ready) = pidwatch::helper::HelperProcess::spawn(Path::new("target/debug/pidwatch"))?;
+    /// helper.kill()?;
+    /// helper.reap()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn kill(&self) -> io::Result<()> {
         self.signal(libc::SIGKILL)
     }
@@ -358,6 +458,13 @@ impl HelperProcess {
     /// Sends `signal` to the whole thread group: through the pidfd where
     /// there is one, else with kill(2), which is as safe for an unreaped
     /// child, whose PID cannot be reused.
+    ///
+    /// ```no_run
+    /// # use std::path::Path;
+    /// # let (mut helper, ready) = pidwatch::helper::HelperProcess::spawn(Path::new("target/debug/pidwatch"))?;
+    /// helper.signal(libc::SIGTERM)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn signal(&self, signal: i32) -> io::Result<()> {
         match &self.pidfd {
             Some(pidfd) => sys::pidfd_send_signal(pidfd, signal, sys::SignalScope::Default),
@@ -375,6 +482,14 @@ impl HelperProcess {
 
     /// Waits up to `timeout` until the helper's thread group has exited,
     /// without reaping it. Returns whether it has.
+    ///
+    /// ```no_run
+    /// # use std::path::Path;
+    /// # let (mut helper, ready) = pidwatch::helper::HelperProcess::spawn(Path::new("target/debug/pidwatch"))?;
+    /// helper.send("exit 0")?;
+    /// assert!(helper.wait_exited(std::time::Duration::from_secs(10))?);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn wait_exited(&self, timeout: std::time::Duration) -> io::Result<bool> {
         if let Some(pidfd) = &self.pidfd {
             return Ok(sys::wait_readable(pidfd, Some(timeout))?.exited());
@@ -397,6 +512,14 @@ impl HelperProcess {
 
     /// Reaps the helper, waiting for it to exit: through its pidfd where
     /// `waitid(P_PIDFD)` works, else by its PID.
+    ///
+    /// ```no_run
+    /// # use std::path::Path;
+    /// # let (mut helper, ready) = pidwatch::helper::HelperProcess::spawn(Path::new("target/debug/pidwatch"))?;
+    /// helper.send("exit 7")?;
+    /// assert_eq!(helper.reap()?.code(), Some(7));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn reap(&mut self) -> io::Result<std::process::ExitStatus> {
         let status = match &self.pidfd {
             Some(pidfd) if sys::Features::get().has(sys::Feature::WaitidPidfd) => {
@@ -426,6 +549,12 @@ impl Drop for HelperProcess {
         }
         if let Err(err) = self.kill() {
             tracing::warn!(pid = self.child.id(), error = %err, "could not kill the helper");
+            // Try kill(2) as well, and leave a zombie rather than block in
+            // wait on a helper that may never exit.
+            if let Err(err) = self.child.kill() {
+                tracing::warn!(pid = self.child.id(), error = %err, "could not kill the helper; leaving it unreaped");
+                return;
+            }
         }
         if let Err(err) = self.child.wait() {
             tracing::warn!(pid = self.child.id(), error = %err, "could not reap the helper");

@@ -1,6 +1,7 @@
 //! The `pidwatch` binary, driven as a user would: exit codes, messages and
 //! output of `wait`, `id` and `check`.
 
+mod cli_support;
 mod common;
 
 use std::process::{Child, Command, Output, Stdio};
@@ -50,7 +51,11 @@ fn wait_returns_when_process_exits() {
         elapsed >= Duration::from_millis(900),
         "returned after {elapsed:?}"
     );
-    assert!(stdout(&output).is_empty());
+    let text = stdout(&output);
+    assert!(
+        text.starts_with(&format!("process {} (sleep) has exited", sleeper.id())),
+        "{text}"
+    );
     sleeper.wait().unwrap();
 }
 
@@ -71,7 +76,7 @@ fn wait_json_reports_kill_signal() {
 
     // pidwatch is not the parent of `sleep`: this test process is, and it
     // kills and reaps it.
-    std::thread::sleep(Duration::from_millis(200));
+    cli_support::wait_until_watching(waiter.id(), &[sleeper.id()]);
     sleeper.kill().unwrap();
     sleeper.wait().unwrap();
 
@@ -134,6 +139,7 @@ fn wait_verbose_names_the_exit() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    cli_support::wait_until_watching(waiter.id(), &[child.id()]);
     child.wait().unwrap();
     let output = waiter.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
@@ -284,7 +290,7 @@ fn wait_thread_returns_when_thread_exits() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    cli_support::wait_until_watching(waiter.id(), &[tid]);
     stop.send(()).unwrap();
     handle.join().unwrap();
 

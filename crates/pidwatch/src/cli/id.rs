@@ -1,5 +1,7 @@
 //! `pidwatch id`: print `PID:INODE` names.
 
+use std::io::Write;
+
 use pidwatch::sys::{self, Feature, Features, PidfdFlags};
 use pidwatch::Error;
 
@@ -35,7 +37,18 @@ pub fn run(args: IdArgs) -> Result<Code, Failure> {
             sys::pidfd_inode(&fd)
                 .map_err(|err| Error::io(format!("fstat on the pidfd of {what} {pid}"), err))
         }) {
-            Ok(Some(inode)) => println!("{pid}:{inode}"),
+            Ok(Some(inode)) => {
+                let mut stdout = std::io::stdout().lock();
+                if let Err(err) = writeln!(stdout, "{pid}:{inode}").and_then(|()| stdout.flush()) {
+                    if err.kind() == std::io::ErrorKind::BrokenPipe {
+                        return Err(Failure::quiet(Code::Failure));
+                    }
+                    return Err(Failure::new(
+                        Code::Failure,
+                        format!("cannot write to standard output: {err}"),
+                    ));
+                }
+            }
             Ok(None) => unreachable!("pidfs was probed above"),
             Err(err) => {
                 eprintln!("pidwatch: {err}");

@@ -3,29 +3,58 @@
 
 pub mod args;
 mod check;
+mod docs;
 mod id;
 mod model;
 mod output;
+mod parse;
+mod select;
+mod signals;
+mod targets;
 mod validate;
 mod wait;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
 
 use args::{Cli, Command};
 
-/// The exit codes, shared with util-linux `waitpid`.
+/// The exit codes. 0 to 3 are the ones of util-linux `waitpid`; 130 and
+/// 143 follow the shell's 128 + signal convention.
 #[derive(Copy, Clone, Debug, Eq, PartialEq)]
 pub enum Code {
     /// Everything waited for happened (`check`: every scenario passed).
-    Success = 0,
+    Success,
     /// Bad input, a target that does not exist, or a failed call.
-    Failure = 1,
+    Failure,
     /// The kernel lacks a feature the request needs.
-    Unsupported = 2,
+    Unsupported,
     /// The timeout passed first.
-    Timeout = 3,
+    Timeout,
+    /// SIGINT arrived during the wait.
+    Interrupted,
+    /// SIGTERM arrived during the wait.
+    Terminated,
+    /// `wait --exit-status`: the watched target's own status, mapped to
+    /// 0 to 255 (128 + signal for a fatal signal, 255 when unknown).
+    Target(u8),
+}
+
+impl Code {
+    /// Returns the process exit status for this code.
+    pub fn value(self) -> u8 {
+        match self {
+            Code::Success => 0,
+            Code::Failure => 1,
+            Code::Unsupported => 2,
+            Code::Timeout => 3,
+            Code::Interrupted => 128 + libc::SIGINT as u8,
+            Code::Terminated => 128 + libc::SIGTERM as u8,
+            Code::Target(status) => status,
+        }
+    }
 }
 
 /// An error that ends the program with a message and an exit code.
@@ -79,22 +108,32 @@ pub fn main() -> ExitCode {
         }
     };
 
+    if matches!(cli.command, Command::Check(_) | Command::Model(_)) {
+        // These print their report only after every helper process has been
+        // reaped, so a reader that closes the pipe early (`| head`) may end
+        // pidwatch with SIGPIPE, as it would end cat, instead of a panic.
+        // SAFETY: SIG_DFL is a valid disposition, set before any thread runs.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let result = match cli.command {
         Command::Wait(args) => wait::run(args),
         Command::Check(args) => check::run(args),
         Command::Id(args) => id::run(args),
         Command::Model(args) => model::run(args),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
     };
     let code = match result {
         Ok(code) => code,
         Err(failure) => {
             if let Some(message) = failure.message {
-                eprintln!("pidwatch: {message}");
+                // Nothing is left to report a failed write to.
+                let _ = writeln!(std::io::stderr(), "pidwatch: {message}");
             }
             failure.code
         }
     };
-    ExitCode::from(code as u8)
+    ExitCode::from(code.value())
 }
 
 /// Sends logs to stderr, filtered by `PIDWATCH_LOG` (for example `debug`),

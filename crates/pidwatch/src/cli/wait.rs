@@ -1,14 +1,17 @@
 //! `pidwatch wait`: block until processes and threads exit.
 
-use std::collections::HashSet;
-use std::io::Write;
-use std::time::{Duration, Instant};
+use std::collections::{HashMap, HashSet};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant, SystemTime};
 
-use pidwatch::sys::{Feature, Features, PidInode};
-use pidwatch::{Error, Event, EventKind, Identity, Target, TargetId, TargetKind, Watcher};
+use pidwatch::sys::{self, Feature, Features, SignalScope};
+use pidwatch::{Event, EventKind, Source, TargetId, TargetKind, Watcher};
 
 use super::args::WaitArgs;
-use super::output::{status_text, EventJson};
+use super::output::{Mode, Printer, Watched};
+use super::signals::{Step, Waiter};
+use super::targets::{add_all_threads, add_requested, add_selected, Targets};
 use super::{Code, Failure};
 
 /// How long `wait` stays after the last exit for the reaps that carry the
@@ -16,242 +19,394 @@ use super::{Code, Failure};
 /// reap it in this time is reported without a status.
 const REAP_GRACE: Duration = Duration::from_secs(1);
 
-/// One target as the user named it.
-#[derive(Copy, Clone, Debug, Eq, PartialEq, Hash)]
-struct Requested {
-    kind: TargetKind,
-    id: PidInode,
+/// The exit code of `--exit-status` when the kernel gave no status.
+const STATUS_UNKNOWN: u8 = 255;
+
+/// The timeout and the signals sent when it passes.
+struct Plan {
+    deadline: Option<Instant>,
+    /// The signal sent on timeout, if any.
+    signal: Option<i32>,
+    kill_after: Option<Duration>,
 }
 
-impl Requested {
-    fn target(self) -> Target {
-        match self.kind {
-            TargetKind::Process => Target::Process(self.id),
-            TargetKind::Thread => Target::Thread(self.id),
-        }
-    }
-
-    fn identity(self) -> Identity {
-        let (pid, tid) = match self.kind {
-            TargetKind::Process => (Some(self.id.pid), None),
-            TargetKind::Thread => (None, Some(self.id.pid)),
-        };
-        Identity {
-            kind: self.kind,
-            pid,
-            tid,
-            inode: self.id.inode,
-        }
-    }
-
-    fn describe(self) -> String {
-        match self.kind {
-            TargetKind::Process => format!("PID {}", self.id),
-            TargetKind::Thread => format!("TID {}", self.id),
-        }
-    }
-}
-
-/// Writes event lines to stdout and the verbose lines people read.
-struct Printer {
-    json: bool,
-    verbose: bool,
-}
-
-impl Printer {
-    fn line(&self, text: &str) -> Result<(), Failure> {
-        let mut stdout = std::io::stdout().lock();
-        // Each line is written whole and flushed at once, so a reader sees
-        // complete lines as they happen, even through a pipe.
-        writeln!(stdout, "{text}")
-            .and_then(|()| stdout.flush())
-            .map_err(|err| {
-                if err.kind() == std::io::ErrorKind::BrokenPipe {
-                    Failure::quiet(Code::Failure)
-                } else {
-                    Failure::new(
-                        Code::Failure,
-                        format!("cannot write to standard output: {err}"),
-                    )
-                }
-            })
-    }
-
-    fn event(&self, event: &Event) -> Result<(), Failure> {
-        if self.json {
-            let json =
-                serde_json::to_string(&EventJson::from_event(event)).expect("event serializes");
-            self.line(&json)?;
-        }
-        Ok(())
-    }
-
-    fn exit_line(
-        &self,
-        identity: &Identity,
-        status: Option<std::process::ExitStatus>,
-    ) -> Result<(), Failure> {
-        if self.verbose && !self.json {
-            self.line(&format!("{identity} has exited ({})", status_text(status)))?;
-        }
-        Ok(())
-    }
-
-    fn already_exited(&self, requested: Requested, error: &Error) -> Result<(), Failure> {
-        if self.json {
-            let json = serde_json::to_string(&EventJson::already_exited(requested.identity()))
-                .expect("event serializes");
-            self.line(&json)?;
-        } else if self.verbose {
-            self.line(&format!(
-                "{} had already exited: {error}",
-                requested.describe()
-            ))?;
-        }
-        Ok(())
-    }
+/// The stage of the wait with respect to `--timeout`.
+#[derive(Copy, Clone, Debug, Eq, PartialEq)]
+enum Phase {
+    /// Before the timeout.
+    Waiting,
+    /// The timeout signal was sent, and SIGKILL follows at `kill_at` if set.
+    Signalled { kill_at: Option<Instant> },
+    /// SIGKILL was sent, or the timeout signal without --kill-after.
+    Draining,
 }
 
 pub fn run(args: WaitArgs) -> Result<Code, Failure> {
-    let requested = collect_targets(&args)?;
     super::validate::targets(&args)?;
+    let started = Instant::now();
+    let mode = if args.quiet {
+        Mode::Quiet
+    } else if args.json {
+        Mode::Json
+    } else {
+        Mode::Text {
+            verbose: args.verbose,
+        }
+    };
+    let plan = Plan {
+        deadline: args.timeout.map(|timeout| started + timeout),
+        signal: match (args.signal, args.kill_after) {
+            (None, Some(_)) => Some(libc::SIGTERM),
+            (signal, _) => signal,
+        },
+        kill_after: args.kill_after,
+    };
+
+    let mut targets = Targets::new(Watcher::new().map_err(Failure::from_error)?);
+    // SIGINT and SIGTERM are caught before any target is added, so a
+    // signal that arrives once pidwatch watches a target always ends it
+    // with 130 or 143.
+    let mut waiter = Waiter::new(&targets.watcher, mode != Mode::Quiet)?;
+    // Messages about targets that had already exited wait until the total
+    // is known, so the progress line can count them.
+    let mut exited_before: Vec<(Watched, String)> = Vec::new();
+    // The selection comes first, so a process that is both selected and
+    // named is watched as selected, and a failed selection is reported
+    // before the named targets are opened.
+    add_selected(&args, &mut targets)?;
+    add_all_threads(&args, &mut targets)?;
+    add_requested(&args, &mut targets, &mut exited_before)?;
+
+    let total = targets.total();
+    if total == 0 {
+        return Err(Failure::new(
+            Code::Failure,
+            "no PID or TID given: name at least one, as in `pidwatch wait 1234` or `pidwatch wait --thread 4321`, or select processes with --pattern, --uid, --euid or --parent",
+        ));
+    }
     let count = match args.count {
-        None => requested.len(),
-        Some(count) if (1..=requested.len()).contains(&count) => count,
+        None => total,
+        Some(count) if (1..=total).contains(&count) => count,
         Some(count) => {
             return Err(Failure::new(
                 Code::Failure,
                 format!(
-                    "invalid --count {count}: {} target(s) given, so give a number from 1 to {}",
-                    requested.len(),
-                    requested.len()
+                    "invalid --count {count}: {total} target(s) given, so give a number from 1 to {total}"
                 ),
             ))
         }
     };
-    let printer = Printer {
-        json: args.json,
-        verbose: args.verbose,
-    };
-    let deadline = args.timeout.map(|timeout| Instant::now() + timeout);
+    if args.exit_status && total != 1 {
+        return Err(Failure::new(
+            Code::Failure,
+            format!(
+                "--exit-status needs exactly one target, but {total} were given or selected; name one PID, or add --newest or --oldest to a selection"
+            ),
+        ));
+    }
 
-    let mut watcher = Watcher::new().map_err(Failure::from_error)?;
-    let mut exited = 0;
-    for target in &requested {
-        match watcher.add(target.target()) {
-            Ok(_) => {}
-            Err(err) if err.is_gone() && args.exited => {
-                exited += 1;
-                printer.already_exited(*target, &err)?;
+    let mut printer = Printer::new(mode, total);
+    for (watched, reason) in &exited_before {
+        printer.already_exited(watched, reason)?;
+    }
+    let mut run = Run {
+        targets,
+        printer,
+        plan,
+        count,
+        exited: exited_before.len(),
+        wants_status: mode != Mode::Quiet || args.exit_status,
+        awaiting_reap: HashMap::new(),
+        alive_after_timeout: HashSet::new(),
+        last_status: None,
+    };
+    run.printer.progress(run.exited);
+    let code = run.wait(&mut waiter)?;
+    run.printer.finish();
+
+    if code == Code::Success && args.exit_status {
+        return Ok(exit_status_code(&mut run));
+    }
+    Ok(code)
+}
+
+/// The state of the wait loop.
+struct Run {
+    targets: Targets,
+    printer: Printer,
+    plan: Plan,
+    count: usize,
+    exited: usize,
+    wants_status: bool,
+    /// Targets whose exit line waits for the reap that carries the status,
+    /// with how and when the exit was seen.
+    awaiting_reap: HashMap<TargetId, (Source, SystemTime)>,
+    /// Targets signalled on timeout that have not exited yet.
+    alive_after_timeout: HashSet<TargetId>,
+    /// The last exit status seen, for `--exit-status`.
+    last_status: Option<ExitStatus>,
+}
+
+impl Run {
+    fn wait(&mut self, waiter: &mut Waiter) -> Result<Code, Failure> {
+        let reaps_visible = Features::get().has(Feature::PollHupAfterReap);
+        let mut phase = Phase::Waiting;
+        let mut linger_until: Option<Instant> = None;
+
+        loop {
+            let done = match phase {
+                Phase::Waiting => self.exited >= self.count,
+                _ => self.alive_after_timeout.is_empty(),
+            };
+            let code = if phase == Phase::Waiting {
+                Code::Success
+            } else {
+                Code::Timeout
+            };
+            if done && linger_until.is_none() {
+                if self.awaiting_reap.is_empty() {
+                    return self.finish(code);
+                }
+                linger_until = Some(Instant::now() + REAP_GRACE);
             }
-            Err(err) if err.is_gone() => {
-                return Err(Failure::new(
-                    Code::Failure,
-                    format!("{err}; pass --exited to count it as exited"),
-                ));
+
+            let phase_end = match phase {
+                Phase::Waiting => self.plan.deadline,
+                Phase::Signalled { kill_at } => kill_at,
+                Phase::Draining => None,
+            };
+            let until = match (phase_end, linger_until) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+
+            match waiter.next(&mut self.targets.watcher, until)? {
+                Step::Interrupted(code) => {
+                    self.printer.finish();
+                    return Ok(code);
+                }
+                Step::OutputClosed => return Err(Failure::quiet(Code::Failure)),
+                Step::Event(event) => {
+                    let mut batch = vec![event];
+                    self.drain_ready(&mut batch)?;
+                    for event in batch {
+                        self.handle(event, reaps_visible)?;
+                    }
+                    if linger_until.is_some() && self.awaiting_reap.is_empty() {
+                        return self.finish(code);
+                    }
+                }
+                Step::Idle => {
+                    let now = Instant::now();
+                    if linger_until.is_some() || self.targets.watcher.is_empty() {
+                        // Every target needed has exited, and the reaps did
+                        // not come in time: report what is known.
+                        self.report_unreaped()?;
+                        return self.finish(code);
+                    }
+                    match phase {
+                        Phase::Waiting => {
+                            let timed_out = self.plan.deadline.is_some_and(|d| d <= now);
+                            if !timed_out {
+                                continue;
+                            }
+                            tracing::info!(exited = self.exited, count = self.count, "timed out");
+                            self.printer.note(&format!(
+                                "timed out: {} of {} target(s) exited",
+                                self.exited, self.count
+                            ));
+                            let Some(signal) = self.plan.signal else {
+                                return self.finish(Code::Timeout);
+                            };
+                            self.alive_after_timeout = self.send_signal(signal, None)?;
+                            phase = match self.plan.kill_after {
+                                Some(after) if signal != libc::SIGKILL => Phase::Signalled {
+                                    kill_at: Some(now + after),
+                                },
+                                _ => Phase::Draining,
+                            };
+                        }
+                        Phase::Signalled { kill_at } => {
+                            if kill_at.is_some_and(|k| k <= now) {
+                                let alive = std::mem::take(&mut self.alive_after_timeout);
+                                self.alive_after_timeout =
+                                    self.send_signal(libc::SIGKILL, Some(&alive))?;
+                                phase = Phase::Draining;
+                            }
+                        }
+                        Phase::Draining => {}
+                    }
+                }
             }
-            Err(err) => return Err(Failure::from_error(err)),
         }
     }
 
-    // Targets whose exit line waits for the reap that carries the status.
-    let wants_status = args.json || args.verbose;
-    let reaps_visible = Features::get().has(Feature::PollHupAfterReap);
-    let mut awaiting_reap: HashSet<TargetId> = HashSet::new();
-    let mut linger_until: Option<Instant> = None;
-
-    loop {
-        if exited >= count && linger_until.is_none() {
-            if awaiting_reap.is_empty() {
-                return finish(&mut watcher, &printer);
-            }
-            let grace = Instant::now() + REAP_GRACE;
-            linger_until = Some(deadline.map_or(grace, |d| d.min(grace)));
+    /// Collects the events that are ready now, ordered so that thread exits
+    /// come before process exits and exits before reaps. The kernel reports
+    /// a process's exit and its last threads' exits together, so this shows
+    /// each thread's exit before its thread group's.
+    fn drain_ready(&mut self, batch: &mut Vec<Event>) -> Result<(), Failure> {
+        while let Some(event) = self
+            .targets
+            .watcher
+            .next_event(Some(Duration::ZERO))
+            .map_err(Failure::from_error)?
+        {
+            batch.push(event);
         }
+        batch.sort_by_key(|event| {
+            let reaped = event.kind == EventKind::Reaped;
+            let process = event.identity.kind == TargetKind::Process;
+            (reaped, process)
+        });
+        Ok(())
+    }
 
-        let until = match (deadline, linger_until) {
-            (Some(d), Some(l)) => Some(d.min(l)),
-            (d, l) => d.or(l),
+    fn handle(&mut self, event: Event, reaps_visible: bool) -> Result<(), Failure> {
+        let Some(entry) = self.targets.entries.get(&event.target) else {
+            return Ok(());
         };
-        let left = until.map(|u| u.saturating_duration_since(Instant::now()));
-        let event = watcher.next_event(left).map_err(Failure::from_error)?;
-
-        let Some(event) = event else {
-            if linger_until.is_some() {
-                // The reaps did not come in time: report what is known.
-                for id in awaiting_reap.drain() {
-                    if let Some(identity) = watcher.identity(id) {
-                        printer.exit_line(&identity, None)?;
-                    }
-                }
-                return Ok(Code::Success);
-            }
-            if watcher.is_empty() {
-                // Every target reports its exit before the watcher drops
-                // it, so an empty watcher means the count was reached.
-                return Ok(Code::Success);
-            }
-            tracing::info!(exited, count, "timed out");
-            if args.verbose {
-                eprintln!("pidwatch: timed out: {exited} of {count} target(s) exited");
-            }
-            return Ok(Code::Timeout);
-        };
-
-        printer.event(&event)?;
+        let watched = entry.watched.clone();
+        self.printer
+            .event_json(&watched, event.kind, event.status, event.source, event.time)?;
         match event.kind {
             EventKind::Exited => {
-                exited += 1;
-                if event.status.is_some() || !wants_status || !reaps_visible {
-                    printer.exit_line(&event.identity, event.status)?;
+                self.exited += 1;
+                self.alive_after_timeout.remove(&event.target);
+                self.printer.progress(self.exited);
+                if event.status.is_some() {
+                    self.last_status = event.status;
+                }
+                if event.status.is_some() || !self.wants_status || !reaps_visible {
+                    self.printer
+                        .exit_text(&watched, event.status, event.source, event.time)?;
                 } else {
-                    awaiting_reap.insert(event.target);
+                    self.awaiting_reap
+                        .insert(event.target, (event.source, event.time));
                 }
             }
-            EventKind::Reaped if awaiting_reap.remove(&event.target) => {
-                printer.exit_line(&event.identity, event.status)?;
+            EventKind::Reaped => {
+                if event.status.is_some() {
+                    self.last_status = event.status;
+                }
+                if let Some((source, time)) = self.awaiting_reap.remove(&event.target) {
+                    self.printer
+                        .exit_text(&watched, event.status, source, time)?;
+                }
             }
             _ => {}
         }
-        if linger_until.is_some() && awaiting_reap.is_empty() {
-            return finish(&mut watcher, &printer);
+        Ok(())
+    }
+
+    /// Prints the exit lines still waiting for a reap, without a status.
+    fn report_unreaped(&mut self) -> Result<(), Failure> {
+        let mut exits: Vec<(TargetId, (Source, SystemTime))> = self.awaiting_reap.drain().collect();
+        exits.sort_by_key(|(id, _)| *id);
+        for (id, (source, time)) in exits {
+            if let Some(entry) = self.targets.entries.get(&id) {
+                let watched = entry.watched.clone();
+                self.printer.exit_text(&watched, None, source, time)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends `signal` through the pidfd of each target that has not exited
+    /// (only those in `only`, when given), and returns the ones it reached.
+    fn send_signal(
+        &mut self,
+        signal: i32,
+        only: Option<&HashSet<TargetId>>,
+    ) -> Result<HashSet<TargetId>, Failure> {
+        let mut reached = HashSet::new();
+        let mut ids: Vec<TargetId> = self.targets.entries.keys().copied().collect();
+        ids.sort();
+        for id in ids {
+            if only.is_some_and(|only| !only.contains(&id)) {
+                continue;
+            }
+            let entry = &self.targets.entries[&id];
+            if !entry.signalled_on_timeout {
+                continue;
+            }
+            // A target whose events are all reported is no longer in the
+            // watcher.
+            if self.targets.watcher.identity(id).is_none() {
+                continue;
+            }
+            let Some(pidfd) = self.targets.watcher.pidfd(id) else {
+                let text = format!(
+                    "cannot send {} to {}: it is watched through /proc without a pidfd, and a signal by PID could reach a process that reused the PID",
+                    super::parse::signal_name(signal),
+                    entry.watched.describe(false)
+                );
+                self.printer.note(&text);
+                continue;
+            };
+            if sys::readiness(pidfd).is_ok_and(|r| r.exited()) {
+                continue;
+            }
+            let watched = entry.watched.clone();
+            match sys::pidfd_send_signal(pidfd, signal, SignalScope::Default) {
+                Ok(()) => {
+                    tracing::info!(target = %watched.identity, signal, "sent signal on timeout");
+                    reached.insert(id);
+                    self.printer.signal_sent(&watched, signal)?;
+                }
+                // The target exited between the check and the signal.
+                Err(err) if err.raw_os_error() == Some(libc::ESRCH) => {}
+                Err(err) => {
+                    tracing::warn!(target = %watched.identity, signal, error = %err, "pidfd_send_signal failed");
+                    self.printer.note(&format!(
+                        "cannot send {} to {}: {err}",
+                        super::parse::signal_name(signal),
+                        watched.describe(false)
+                    ));
+                }
+            }
+        }
+        Ok(reached)
+    }
+
+    /// Prints the events already queued (such as the reap that the kernel
+    /// reported together with the exit) and returns `code`.
+    fn finish(&mut self, code: Code) -> Result<Code, Failure> {
+        let mut batch = Vec::new();
+        self.drain_ready(&mut batch)?;
+        for event in batch {
+            let Some(entry) = self.targets.entries.get(&event.target) else {
+                continue;
+            };
+            if event.status.is_some() {
+                self.last_status = event.status;
+            }
+            let watched = entry.watched.clone();
+            self.printer.event_json(
+                &watched,
+                event.kind,
+                event.status,
+                event.source,
+                event.time,
+            )?;
+        }
+        Ok(code)
+    }
+}
+
+/// Maps the one target's exit status to the exit code of `--exit-status`.
+fn exit_status_code(run: &mut Run) -> Code {
+    match run.last_status {
+        Some(status) => match (status.code(), status.signal()) {
+            (Some(code), _) => Code::Target((code & 0xff) as u8),
+            (None, Some(signal)) => Code::Target((128 + signal).min(255) as u8),
+            _ => Code::Target(STATUS_UNKNOWN),
+        },
+        None => {
+            run.printer.note(&format!(
+                "the exit status is unknown (the kernel reports a non-child's status only once it is reaped, on Linux 6.15 or later), so the exit code is {STATUS_UNKNOWN}"
+            ));
+            Code::Target(STATUS_UNKNOWN)
         }
     }
-}
-
-/// Prints the events already queued (such as the reap that the kernel
-/// reported together with the exit) and returns success.
-fn finish(watcher: &mut Watcher, printer: &Printer) -> Result<Code, Failure> {
-    while let Some(event) = watcher
-        .next_event(Some(Duration::ZERO))
-        .map_err(Failure::from_error)?
-    {
-        printer.event(&event)?;
-    }
-    Ok(Code::Success)
-}
-
-/// Returns the requested targets in order, without duplicates.
-fn collect_targets(args: &WaitArgs) -> Result<Vec<Requested>, Failure> {
-    let processes = args.pids.iter().map(|id| Requested {
-        kind: TargetKind::Process,
-        id: *id,
-    });
-    let threads = args.threads.iter().map(|id| Requested {
-        kind: TargetKind::Thread,
-        id: *id,
-    });
-
-    let mut seen = HashSet::new();
-    let requested: Vec<Requested> = processes
-        .chain(threads)
-        .filter(|r| seen.insert(*r))
-        .collect();
-    if requested.is_empty() {
-        return Err(Failure::new(
-            Code::Failure,
-            "no PID or TID given: name at least one, as in `pidwatch wait 1234` or `pidwatch wait --thread 4321`",
-        ));
-    }
-    Ok(requested)
 }

@@ -17,6 +17,15 @@ use super::pidfd::{
 };
 
 /// One kernel capability that pidwatch uses.
+///
+/// ```
+/// use pidwatch::sys::{Feature, Features};
+///
+/// for feature in Feature::ALL {
+///     let state = if Features::get().has(feature) { "yes" } else { "no" };
+///     println!("{} (Linux {}): {state}", feature.name(), feature.since());
+/// }
+/// ```
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -47,6 +56,10 @@ pub enum Feature {
 
 impl Feature {
     /// Every feature, in the order the probe reports them.
+    ///
+    /// ```
+    /// assert_eq!(pidwatch::sys::Feature::ALL.len(), pidwatch::sys::Features::get().probes().len());
+    /// ```
     pub const ALL: [Feature; 11] = [
         Feature::PidfdOpen,
         Feature::PidfdNonblock,
@@ -62,6 +75,10 @@ impl Feature {
     ];
 
     /// Returns the kernel's own name for the feature.
+    ///
+    /// ```
+    /// assert_eq!(pidwatch::sys::Feature::PidfdThread.name(), "PIDFD_THREAD");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Feature::PidfdOpen => "pidfd_open",
@@ -79,6 +96,10 @@ impl Feature {
     }
 
     /// Returns the mainline Linux release that introduced the feature.
+    ///
+    /// ```
+    /// assert_eq!(pidwatch::sys::Feature::PidfdThread.since(), "6.9");
+    /// ```
     pub fn since(self) -> &'static str {
         match self {
             Feature::PidfdSendSignal => "5.1",
@@ -97,6 +118,14 @@ impl Feature {
 }
 
 /// The result of probing one feature.
+///
+/// ```
+/// for probe in pidwatch::sys::Features::get().probes() {
+///     if let Some(reason) = &probe.reason {
+///         println!("{} is missing: {reason}", probe.feature.name());
+///     }
+/// }
+/// ```
 #[derive(Clone, Debug, Eq, PartialEq, Serialize)]
 pub struct Probe {
     /// The feature probed.
@@ -109,6 +138,15 @@ pub struct Probe {
 }
 
 /// The cached results of the feature probe.
+///
+/// ```
+/// use pidwatch::sys::{Feature, Features};
+///
+/// // pidwatch itself needs no feature, so every kernel can run this.
+/// let json = serde_json::to_string(Features::get())?;
+/// assert!(json.contains("pidfd_open"));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Clone, Debug, Serialize)]
 pub struct Features {
     probes: Vec<Probe>,
@@ -121,6 +159,11 @@ static THREAD_GROUP_FIX: OnceLock<Result<bool, String>> = OnceLock::new();
 impl Features {
     /// Returns the features of the running kernel, probing them on the first
     /// call.
+    ///
+    /// ```
+    /// let has_pidfds = pidwatch::sys::Features::get().has(pidwatch::sys::Feature::PidfdOpen);
+    /// println!("pidfd_open works: {has_pidfds}");
+    /// ```
     pub fn get() -> &'static Features {
         FEATURES.get_or_init(|| {
             let features = Features::probe();
@@ -137,6 +180,11 @@ impl Features {
     }
 
     /// Probes every feature now, without the cache.
+    ///
+    /// ```
+    /// let fresh = pidwatch::sys::Features::probe();
+    /// assert_eq!(fresh.probes().len(), pidwatch::sys::Feature::ALL.len());
+    /// ```
     pub fn probe() -> Features {
         let mut probes = Vec::new();
         let mut record = |feature, result: Result<(), String>| {
@@ -242,6 +290,14 @@ impl Features {
     }
 
     /// Returns whether `feature` is available.
+    ///
+    /// ```
+    /// use pidwatch::sys::{Feature, Features};
+    ///
+    /// if !Features::get().has(Feature::PidfdInfoExit) {
+    ///     println!("exit statuses of non-children are unknown before Linux 6.15");
+    /// }
+    /// ```
     pub fn has(&self, feature: Feature) -> bool {
         self.probes
             .iter()
@@ -249,6 +305,11 @@ impl Features {
     }
 
     /// Returns every probe result, in [`Feature::ALL`] order.
+    ///
+    /// ```
+    /// let available = pidwatch::sys::Features::get().probes().iter().filter(|probe| probe.available).count();
+    /// println!("{available} features available");
+    /// ```
     pub fn probes(&self) -> &[Probe] {
         &self.probes
     }
@@ -265,6 +326,14 @@ impl Features {
     /// and a few milliseconds, so it runs on the first call only, which the
     /// watcher makes when a thread-group leader is first watched as a
     /// thread.
+    ///
+    /// ```
+    /// match pidwatch::sys::Features::get().thread_group_fix() {
+    ///     Ok(true) => println!("Linux 6.15 leader semantics"),
+    ///     Ok(false) => println!("legacy leader semantics (Linux 6.9 to 6.14)"),
+    ///     Err(reason) => println!("unknown: {reason}"),
+    /// }
+    /// ```
     pub fn thread_group_fix(&self) -> Result<bool, String> {
         THREAD_GROUP_FIX
             .get_or_init(|| {
@@ -426,7 +495,8 @@ fn fork_exiting_child(code: i32) -> io::Result<(rustix::process::Pid, OwnedFd)> 
 
     // The child cannot be reaped before we do it, so its PID is still ours.
     let pidfd = pidfd_open(pid as u32, PidfdFlags::empty())?;
-    let pid = rustix::process::Pid::from_raw(pid).expect("fork returned a positive PID");
+    let pid = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| io::Error::other(format!("fork returned the invalid PID {pid}")))?;
     Ok((pid, pidfd))
 }
 

@@ -15,10 +15,29 @@ use std::str::FromStr;
 use super::pidfd::{pidfd_open, PidfdFlags};
 
 /// `PID_FS_MAGIC` from `<linux/magic.h>`: the `f_type` of pidfs.
+///
+/// ```
+/// let pidfd = pidwatch::sys::pidfd_open(std::process::id(), Default::default())?;
+/// let statfs = rustix::fs::fstatfs(&pidfd)?;
+/// let on_pidfs = statfs.f_type as i64 == pidwatch::sys::identity::PID_FS_MAGIC;
+/// println!("pidfds live on pidfs: {on_pidfs}");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub const PID_FS_MAGIC: i64 = 0x5049_4446;
 
 /// Returns the pidfs inode number of `pidfd`, or `None` when the pidfd is an
 /// anonymous inode (kernels before 6.9), which carries no identity.
+///
+/// ```
+/// use pidwatch::sys::{pidfd_inode, pidfd_open, PidfdFlags};
+///
+/// let pidfd = pidfd_open(std::process::id(), PidfdFlags::empty())?;
+/// match pidfd_inode(&pidfd)? {
+///     Some(inode) => println!("this process is {}:{inode}", std::process::id()),
+///     None => println!("no pidfs before Linux 6.9"),
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn pidfd_inode(pidfd: impl AsFd) -> io::Result<Option<u64>> {
     let statfs = rustix::fs::fstatfs(pidfd.as_fd())?;
     if statfs.f_type as i64 != PID_FS_MAGIC {
@@ -29,6 +48,15 @@ pub fn pidfd_inode(pidfd: impl AsFd) -> io::Result<Option<u64>> {
 }
 
 /// A PID or TID, optionally pinned to one process by its pidfs inode.
+///
+/// ```
+/// use pidwatch::sys::PidInode;
+///
+/// let pinned: PidInode = "1234:56789".parse()?;
+/// assert_eq!(pinned, PidInode { pid: 1234, inode: Some(56789) });
+/// assert_eq!(pinned.to_string(), "1234:56789");
+/// # Ok::<(), pidwatch::sys::identity::ParsePidError>(())
+/// ```
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Hash, PartialOrd, Ord)]
 pub struct PidInode {
     /// The PID (or TID) in the caller's PID namespace.
@@ -38,6 +66,11 @@ pub struct PidInode {
 }
 
 /// A `PID[:INODE]` string that does not parse.
+///
+/// ```
+/// let err = "12:".parse::<pidwatch::sys::PidInode>().unwrap_err();
+/// assert!(err.to_string().starts_with(r#"invalid PID "12:""#));
+/// ```
 #[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
 #[error("invalid {what} {input:?}: {reason}")]
 pub struct ParsePidError {
@@ -48,6 +81,11 @@ pub struct ParsePidError {
 
 impl ParsePidError {
     /// Returns the text that failed to parse.
+    ///
+    /// ```
+    /// let err = pidwatch::sys::parse_pid("x1", "PID").unwrap_err();
+    /// assert_eq!(err.input(), "x1");
+    /// ```
     pub fn input(&self) -> &str {
         &self.input
     }
@@ -55,9 +93,21 @@ impl ParsePidError {
 
 /// The largest PID Linux can hand out (`PID_MAX_LIMIT` on 64-bit kernels is
 /// 4,194,304); anything above cannot be a task.
+///
+/// ```
+/// assert!(pidwatch::sys::parse_pid("4194305", "PID").is_err());
+/// ```
 pub const PID_MAX_LIMIT: u32 = 4_194_304;
 
 /// Parses a decimal PID or TID in `1..=PID_MAX_LIMIT`.
+///
+/// ```
+/// use pidwatch::sys::parse_pid;
+///
+/// assert_eq!(parse_pid("42", "TID"), Ok(42));
+/// assert!(parse_pid("0", "PID").is_err());
+/// assert!(parse_pid("-1", "PID").is_err());
+/// ```
 pub fn parse_pid(input: &str, what: &'static str) -> Result<u32, ParsePidError> {
     let error = |reason: &str| ParsePidError {
         what,
@@ -95,6 +145,14 @@ pub fn parse_pid(input: &str, what: &'static str) -> Result<u32, ParsePidError> 
 impl PidInode {
     /// Parses `PID` or `PID:INODE`, where `what` names the value in errors
     /// ("PID", "TID").
+    ///
+    /// ```
+    /// use pidwatch::sys::PidInode;
+    ///
+    /// let thread = PidInode::parse("4321", "TID")?;
+    /// assert_eq!(thread.inode, None);
+    /// # Ok::<(), pidwatch::sys::identity::ParsePidError>(())
+    /// ```
     pub fn parse(input: &str, what: &'static str) -> Result<Self, ParsePidError> {
         let Some((pid, inode)) = input.split_once(':') else {
             return Ok(PidInode {
@@ -157,7 +215,16 @@ impl fmt::Display for PidInode {
 }
 
 /// The outcome of opening a pidfd for a `PID:INODE`.
+///
+/// ```
+/// use pidwatch::sys::{open_checked, Opened, PidInode, PidfdFlags};
+///
+/// let me = PidInode { pid: std::process::id(), inode: None };
+/// assert!(matches!(open_checked(me, PidfdFlags::empty())?, Opened::Pidfd { .. }));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Opened {
     /// The pidfd refers to the requested task.
     Pidfd {
@@ -180,6 +247,18 @@ pub enum Opened {
 /// An inode cannot be checked on kernels before 6.9 (no pidfs): that fails
 /// with `EOPNOTSUPP`, because opening without the check could wait on the
 /// wrong process.
+///
+/// ```
+/// use pidwatch::sys::{open_checked, pidfd_inode, pidfd_open, Opened, PidInode, PidfdFlags};
+///
+/// let pid = std::process::id();
+/// let Some(inode) = pidfd_inode(pidfd_open(pid, PidfdFlags::empty())?)? else {
+///     return Ok(()); // No pidfs before Linux 6.9.
+/// };
+/// let wrong = PidInode { pid, inode: Some(inode + 1) };
+/// assert!(matches!(open_checked(wrong, PidfdFlags::empty())?, Opened::Reused { .. }));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn open_checked(target: PidInode, flags: PidfdFlags) -> io::Result<Opened> {
     let pidfd = match pidfd_open(target.pid, flags) {
         Ok(pidfd) => pidfd,

@@ -44,6 +44,13 @@ const PIDFD_GET_INFO: Opcode = opcode::read_write::<RawPidfdInfo>(0xFF, 11);
 bitflags::bitflags! {
     /// `PIDFD_INFO_*` bits of `pidfd_info.mask`: which fields to fill (on
     /// request) and which were filled (on return).
+    ///
+    /// ```
+    /// use pidwatch::sys::PidfdInfoMask;
+    ///
+    /// let request = PidfdInfoMask::PIDFD_INFO_PID | PidfdInfoMask::PIDFD_INFO_CREDS;
+    /// assert!(request.contains(PidfdInfoMask::PIDFD_INFO_PID));
+    /// ```
     #[repr(transparent)]
     #[derive(Copy, Clone, Debug, Default, Eq, PartialEq, Hash)]
     pub struct PidfdInfoMask: u64 {
@@ -69,6 +76,18 @@ bitflags::bitflags! {
 }
 
 /// User and group IDs of a task, as seen from the caller's user namespace.
+///
+/// ```
+/// use pidwatch::sys::{pidfd_get_info, pidfd_open, PidfdFlags, PidfdInfoMask};
+///
+/// let pidfd = pidfd_open(std::process::id(), PidfdFlags::empty())?;
+/// // ENOTTY or EINVAL before Linux 6.13.
+/// if let Ok(info) = pidfd_get_info(&pidfd, PidfdInfoMask::PIDFD_INFO_CREDS) {
+///     let credentials = info.credentials.expect("requested");
+///     assert_eq!(credentials.euid, rustix::process::geteuid().as_raw());
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Hash, serde::Serialize)]
 pub struct Credentials {
     /// Real user ID.
@@ -83,6 +102,17 @@ pub struct Credentials {
 
 /// The fields `PIDFD_GET_INFO` returned. Every field is `None` when the kernel did
 /// not fill it.
+///
+/// ```
+/// use pidwatch::sys::{pidfd_get_info, pidfd_open, PidfdFlags, PidfdInfoMask};
+///
+/// let me = std::process::id();
+/// let pidfd = pidfd_open(me, PidfdFlags::empty())?;
+/// if let Ok(info) = pidfd_get_info(&pidfd, PidfdInfoMask::PIDFD_INFO_PID) {
+///     assert_eq!(info.tgid, Some(me));
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Copy, Clone, Debug, Default, Eq, PartialEq)]
 pub struct PidfdInfo {
     /// The mask the kernel returned.
@@ -113,6 +143,17 @@ pub struct PidfdInfo {
 ///
 /// # References
 ///  - [Linux](https://man7.org/linux/man-pages/man2/PIDFD_GET_INFO.2const.html)
+///
+/// ```
+/// use pidwatch::sys::{pidfd_get_info, pidfd_open, PidfdFlags, PidfdInfoMask};
+///
+/// let pidfd = pidfd_open(std::process::id(), PidfdFlags::empty())?;
+/// match pidfd_get_info(&pidfd, PidfdInfoMask::PIDFD_INFO_PID) {
+///     Ok(info) => println!("parent: {:?}", info.ppid),
+///     Err(err) => println!("no PIDFD_GET_INFO before Linux 6.13: {err}"),
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn pidfd_get_info(pidfd: impl AsFd, request: PidfdInfoMask) -> io::Result<PidfdInfo> {
     let mut raw = RawPidfdInfo {
         mask: request.bits(),
@@ -159,6 +200,19 @@ impl PidfdInfo {
 ///
 /// Returns `Ok(None)` while the task has not been reaped, and when the kernel
 /// keeps no exit information.
+///
+/// ```
+/// use pidwatch::sys::{exit_status, pidfd_open, waitid_reap_blocking, PidfdFlags};
+///
+/// let child = std::process::Command::new("sh").args(["-c", "exit 5"]).spawn()?;
+/// let pidfd = pidfd_open(child.id(), PidfdFlags::empty())?;
+/// waitid_reap_blocking(&pidfd)?;
+/// // PIDFD_INFO_EXIT, Linux 6.15: any holder of the pidfd can read it.
+/// if let Ok(Some(status)) = exit_status(&pidfd) {
+///     assert_eq!(status.code(), Some(5));
+/// }
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn exit_status(pidfd: impl AsFd) -> io::Result<Option<ExitStatus>> {
     match pidfd_get_info(pidfd, PidfdInfoMask::PIDFD_INFO_EXIT) {
         Ok(info) => Ok(info.exit_status),

@@ -16,12 +16,17 @@ pub use features::{Feature, Features, Probe};
 pub use identity::{open_checked, parse_pid, pidfd_inode, Opened, PidInode, PID_MAX_LIMIT};
 pub use info::{exit_status, pidfd_get_info, Credentials, PidfdInfo, PidfdInfoMask};
 pub use pidfd::{
-    pidfd_open, pidfd_send_signal, readiness, wait_readable, waitid_reap, waitid_reap_blocking,
-    PidfdFlags, Readiness, SignalScope,
+    pidfd_open, pidfd_send_signal, readiness, wait_readable, waitid_peek, waitid_reap,
+    waitid_reap_blocking, PidfdFlags, Readiness, SignalScope,
 };
 
 /// Returns the symbolic name of the errno values pidfd calls produce, for
 /// messages that name the kernel's error.
+///
+/// ```
+/// assert_eq!(pidwatch::sys::errno_name(libc::ESRCH), Some("ESRCH"));
+/// assert_eq!(pidwatch::sys::errno_name(-1), None);
+/// ```
 pub fn errno_name(errno: i32) -> Option<&'static str> {
     Some(match errno {
         libc::EPERM => "EPERM",

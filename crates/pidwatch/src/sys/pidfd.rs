@@ -12,6 +12,17 @@ use rustix::process::{Pid, WaitId, WaitIdOptions};
 
 bitflags::bitflags! {
     /// `PIDFD_*` flags for [`pidfd_open`].
+    ///
+    /// ```
+    /// use pidwatch::sys::{pidfd_open, PidfdFlags};
+    ///
+    /// let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+    /// match pidfd_open(tid, PidfdFlags::PIDFD_THREAD | PidfdFlags::PIDFD_NONBLOCK) {
+    ///     Ok(_pidfd) => {}
+    ///     // EINVAL before Linux 6.9.
+    ///     Err(err) => println!("no PIDFD_THREAD: {err}"),
+    /// }
+    /// ```
     #[repr(transparent)]
     #[derive(Copy, Clone, Debug, Default, Eq, PartialEq, Hash)]
     pub struct PidfdFlags: u32 {
@@ -43,6 +54,16 @@ pub(crate) fn to_pid(pid: u32) -> io::Result<Pid> {
 ///
 /// # References
 ///  - [Linux](https://man7.org/linux/man-pages/man2/pidfd_open.2.html)
+///
+/// ```
+/// use pidwatch::sys::{pidfd_open, readiness, PidfdFlags};
+///
+/// let pidfd = pidfd_open(std::process::id(), PidfdFlags::empty())?;
+/// assert!(!readiness(&pidfd)?.exited());
+/// // No task can have PID 0.
+/// assert!(pidfd_open(0, PidfdFlags::empty()).is_err());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn pidfd_open(pid: u32, flags: PidfdFlags) -> io::Result<OwnedFd> {
     let pid = to_pid(pid)?;
     let flags = rustix::process::PidfdFlags::from_bits_retain(flags.bits());
@@ -50,6 +71,15 @@ pub fn pidfd_open(pid: u32, flags: PidfdFlags) -> io::Result<OwnedFd> {
 }
 
 /// The set of tasks a signal sent through a pidfd goes to.
+///
+/// ```
+/// use pidwatch::sys::{pidfd_open, pidfd_send_signal, PidfdFlags, SignalScope};
+///
+/// let pidfd = pidfd_open(std::process::id(), PidfdFlags::empty())?;
+/// // Signal 0 checks permission only.
+/// pidfd_send_signal(&pidfd, 0, SignalScope::Default)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Copy, Clone, Debug, Default, Eq, PartialEq, Hash)]
 #[non_exhaustive]
 pub enum SignalScope {
@@ -90,6 +120,17 @@ impl SignalScope {
 ///
 /// # References
 ///  - [Linux](https://man7.org/linux/man-pages/man2/pidfd_send_signal.2.html)
+///
+/// ```
+/// use pidwatch::sys::{pidfd_open, pidfd_send_signal, waitid_reap_blocking, PidfdFlags, SignalScope};
+/// use std::os::unix::process::ExitStatusExt;
+///
+/// let child = std::process::Command::new("sleep").arg("10").spawn()?;
+/// let pidfd = pidfd_open(child.id(), PidfdFlags::empty())?;
+/// pidfd_send_signal(&pidfd, libc::SIGKILL, SignalScope::Default)?;
+/// assert_eq!(waitid_reap_blocking(&pidfd)?.signal(), Some(libc::SIGKILL));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn pidfd_send_signal(pidfd: impl AsFd, signal: i32, scope: SignalScope) -> io::Result<()> {
     // SAFETY: the descriptor is borrowed for the whole call, the siginfo
     // pointer is NULL (the kernel fills in a SI_USER siginfo itself), and the
@@ -118,6 +159,16 @@ pub fn pidfd_send_signal(pidfd: impl AsFd, signal: i32, scope: SignalScope) -> i
 ///
 /// # References
 ///  - [Linux](https://man7.org/linux/man-pages/man2/waitid.2.html)
+///
+/// ```
+/// use pidwatch::sys::{pidfd_open, wait_readable, waitid_reap, PidfdFlags};
+///
+/// let child = std::process::Command::new("sh").args(["-c", "exit 4"]).spawn()?;
+/// let pidfd = pidfd_open(child.id(), PidfdFlags::empty())?;
+/// wait_readable(&pidfd, None)?;
+/// assert_eq!(waitid_reap(&pidfd)?.and_then(|status| status.code()), Some(4));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn waitid_reap(pidfd: impl AsFd) -> io::Result<Option<ExitStatus>> {
     let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
     match rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), options) {
@@ -131,6 +182,18 @@ pub fn waitid_reap(pidfd: impl AsFd) -> io::Result<Option<ExitStatus>> {
 /// `waitid(P_PIDFD, pidfd, &info, WEXITED | WNOHANG | WNOWAIT)`: returns the
 /// exit status of an exited child without reaping it, so its owner can still
 /// wait for it. Fails with `ECHILD` for a task that is not our child.
+///
+/// ```
+/// use pidwatch::sys::{pidfd_open, wait_readable, waitid_peek, PidfdFlags};
+///
+/// let mut child = std::process::Command::new("sh").args(["-c", "exit 6"]).spawn()?;
+/// let pidfd = pidfd_open(child.id(), PidfdFlags::empty())?;
+/// wait_readable(&pidfd, None)?;
+/// assert_eq!(waitid_peek(&pidfd)?.and_then(|status| status.code()), Some(6));
+/// // The child is still there for its owner to reap.
+/// assert_eq!(child.wait()?.code(), Some(6));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn waitid_peek(pidfd: impl AsFd) -> io::Result<Option<ExitStatus>> {
     let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
     match rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), options) {
@@ -141,6 +204,15 @@ pub fn waitid_peek(pidfd: impl AsFd) -> io::Result<Option<ExitStatus>> {
 }
 
 /// Like [`waitid_reap`], but blocks until the child exits.
+///
+/// ```
+/// use pidwatch::sys::{pidfd_open, waitid_reap_blocking, PidfdFlags};
+///
+/// let child = std::process::Command::new("true").spawn()?;
+/// let pidfd = pidfd_open(child.id(), PidfdFlags::PIDFD_NONBLOCK)?;
+/// assert!(waitid_reap_blocking(&pidfd)?.success());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn waitid_reap_blocking(pidfd: impl AsFd) -> io::Result<ExitStatus> {
     loop {
         match rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED) {
@@ -171,6 +243,15 @@ fn exit_status_of(status: &rustix::process::WaitIdStatus) -> Option<ExitStatus> 
 }
 
 /// The readiness of a pidfd, as `poll` reports it.
+///
+/// ```
+/// use pidwatch::sys::Readiness;
+/// use rustix::event::PollFlags;
+///
+/// let zombie = Readiness::from_revents(PollFlags::IN);
+/// assert!(zombie.exited());
+/// assert_eq!(zombie.to_string(), "POLLIN");
+/// ```
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Hash, serde::Serialize)]
 pub struct Readiness {
     /// `POLLIN`: the task has exited. For a process pidfd this means the
@@ -184,6 +265,11 @@ pub struct Readiness {
 
 impl Readiness {
     /// Decodes `poll` revents.
+    ///
+    /// ```
+    /// let reaped = pidwatch::sys::Readiness::from_revents(rustix::event::PollFlags::IN | rustix::event::PollFlags::HUP);
+    /// assert!(reaped.hangup);
+    /// ```
     pub fn from_revents(revents: PollFlags) -> Self {
         Readiness {
             readable: revents.contains(PollFlags::IN),
@@ -193,6 +279,11 @@ impl Readiness {
 
     /// Returns the revents bits (`POLLIN` = 0x1, `POLLHUP` = 0x10), the form
     /// the kernel's selftests print.
+    ///
+    /// ```
+    /// let readiness = pidwatch::sys::Readiness { readable: true, hangup: true };
+    /// assert_eq!(readiness.revents_bits(), 0x11);
+    /// ```
     pub fn revents_bits(self) -> u16 {
         let mut bits = 0;
         if self.readable {
@@ -205,6 +296,11 @@ impl Readiness {
     }
 
     /// Returns true when the kernel reports an exit of any kind.
+    ///
+    /// ```
+    /// let running = pidwatch::sys::Readiness { readable: false, hangup: false };
+    /// assert!(!running.exited());
+    /// ```
     pub fn exited(self) -> bool {
         self.readable || self.hangup
     }
@@ -223,6 +319,14 @@ impl std::fmt::Display for Readiness {
 
 /// `poll(&{pidfd, POLLIN}, 1, 0)`: reads the readiness of a pidfd without
 /// waiting.
+///
+/// ```
+/// use pidwatch::sys::{pidfd_open, readiness, PidfdFlags};
+///
+/// let pidfd = pidfd_open(std::process::id(), PidfdFlags::empty())?;
+/// assert_eq!(readiness(&pidfd)?.to_string(), "0");
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn readiness(pidfd: impl AsFd) -> io::Result<Readiness> {
     poll_once(pidfd.as_fd(), Some(Duration::ZERO))
 }
@@ -230,6 +334,17 @@ pub fn readiness(pidfd: impl AsFd) -> io::Result<Readiness> {
 /// `poll(&{pidfd, POLLIN}, 1, timeout)`: waits until the pidfd reports an
 /// exit or `timeout` passes (`None` waits forever), and returns the
 /// readiness at that point.
+///
+/// ```
+/// use std::time::Duration;
+/// use pidwatch::sys::{pidfd_open, wait_readable, PidfdFlags};
+///
+/// let mut child = std::process::Command::new("true").spawn()?;
+/// let pidfd = pidfd_open(child.id(), PidfdFlags::empty())?;
+/// assert!(wait_readable(&pidfd, Some(Duration::from_secs(10)))?.readable);
+/// child.wait()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn wait_readable(pidfd: impl AsFd, timeout: Option<Duration>) -> io::Result<Readiness> {
     poll_once(pidfd.as_fd(), timeout)
 }

@@ -13,6 +13,14 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 const PF_KTHREAD: u64 = 0x0020_0000;
 
 /// The fields of `/proc/PID/task/TID/stat` that pidwatch uses.
+///
+/// ```
+/// let stat = pidwatch::sys::procfs::task_stat(std::process::id())?.expect("this process exists");
+/// assert!(!stat.is_dead());
+/// assert!(!stat.is_kernel_thread());
+/// assert!(stat.start_time > 0);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub struct TaskStat {
     /// The task's command name (`comm`), at most 15 bytes.
@@ -34,11 +42,29 @@ pub struct TaskStat {
 impl TaskStat {
     /// Returns true for a kernel thread, which never exits through the usual
     /// process paths.
+    ///
+    /// ```
+    /// // PID 2 is kthreadd where this PID namespace shows it.
+    /// if let Some(stat) = pidwatch::sys::procfs::task_stat(2)? {
+    ///     println!("PID 2 is a kernel thread: {}", stat.is_kernel_thread());
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn is_kernel_thread(&self) -> bool {
         self.flags & PF_KTHREAD != 0
     }
 
     /// Returns true for a zombie (`Z`) or a task being torn down (`X`).
+    ///
+    /// ```
+    /// use pidwatch::sys::{pidfd_open, procfs, wait_readable, PidfdFlags};
+    ///
+    /// let mut child = std::process::Command::new("true").spawn()?;
+    /// wait_readable(pidfd_open(child.id(), PidfdFlags::empty())?, None)?;
+    /// assert!(procfs::task_stat(child.id())?.expect("a zombie").is_dead());
+    /// child.wait()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn is_dead(&self) -> bool {
         matches!(self.state, 'Z' | 'X')
     }
@@ -46,12 +72,27 @@ impl TaskStat {
 
 /// Reads `/proc/TID/stat` (which also works for non-leader TIDs, although
 /// `/proc` does not list them). Returns `Ok(None)` when the task is gone.
+///
+/// ```
+/// let stat = pidwatch::sys::procfs::task_stat(std::process::id())?;
+/// assert!(stat.is_some());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn task_stat(tid: u32) -> io::Result<Option<TaskStat>> {
     read_optional(&format!("/proc/{tid}/stat")).map(|text| text.and_then(|t| parse_stat(&t)))
 }
 
 /// Reads `/proc/PID/task/TID/stat`, which exists only while `tid` belongs to
 /// the thread group `pid`.
+///
+/// ```
+/// use pidwatch::sys::procfs::thread_stat;
+///
+/// let me = std::process::id();
+/// // The leader is a thread of its own group.
+/// assert!(thread_stat(me, me)?.is_some());
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn thread_stat(pid: u32, tid: u32) -> io::Result<Option<TaskStat>> {
     read_optional(&format!("/proc/{pid}/task/{tid}/stat"))
         .map(|text| text.and_then(|t| parse_stat(&t)))
@@ -59,6 +100,12 @@ pub fn thread_stat(pid: u32, tid: u32) -> io::Result<Option<TaskStat>> {
 
 /// Returns the thread-group ID of `tid` from `/proc/TID/status`, or `None`
 /// when the task is gone.
+///
+/// ```
+/// let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+/// assert_eq!(pidwatch::sys::procfs::tgid_of(tid)?, Some(std::process::id()));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn tgid_of(tid: u32) -> io::Result<Option<u32>> {
     let Some(status) = read_optional(&format!("/proc/{tid}/status"))? else {
         return Ok(None);
@@ -70,6 +117,12 @@ pub fn tgid_of(tid: u32) -> io::Result<Option<u32>> {
 }
 
 /// Lists the TIDs of the threads in thread group `pid`.
+///
+/// ```
+/// let me = std::process::id();
+/// assert!(pidwatch::sys::procfs::threads(me)?.contains(&me));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn threads(pid: u32) -> io::Result<Vec<u32>> {
     let entries = match fs::read_dir(format!("/proc/{pid}/task")) {
         Ok(entries) => entries,
@@ -86,6 +139,16 @@ pub fn threads(pid: u32) -> io::Result<Vec<u32>> {
 /// Returns the PID a pidfd of this process refers to, from the `Pid:` line
 /// of `/proc/self/fdinfo/FD` (Linux 5.4). `Ok(None)` when the task is gone
 /// (`-1`, Linux 5.15) or outside this PID namespace (`0`).
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// use pidwatch::sys::{pidfd_open, procfs, PidfdFlags};
+///
+/// let me = std::process::id();
+/// let pidfd = pidfd_open(me, PidfdFlags::empty())?;
+/// assert_eq!(procfs::pidfd_pid(pidfd.as_fd())?, Some(me));
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub fn pidfd_pid(pidfd: BorrowedFd<'_>) -> io::Result<Option<u32>> {
     let path = format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd());
     let Some(text) = read_optional(&path)? else {

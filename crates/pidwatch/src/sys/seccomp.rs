@@ -28,6 +28,13 @@ const AUDIT_ARCH: u32 = 0xc000_003e;
 const AUDIT_ARCH: u32 = 0xc000_00b7;
 #[cfg(target_arch = "riscv64")]
 const AUDIT_ARCH: u32 = 0xc000_00f3;
+/// No filter is built for other architectures: [`Filter::install`] fails.
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64"
+)))]
+const AUDIT_ARCH: u32 = 0;
 
 /// `PIDFD_THREAD`, which is `O_EXCL`.
 const PIDFD_THREAD: u32 = libc::O_EXCL as u32;
@@ -53,6 +60,15 @@ const fn arg_low(index: u32) -> u32 {
 }
 
 /// A set of pidfd features to deny, each with its error.
+///
+/// ```
+/// use pidwatch::sys::seccomp::Sandbox;
+///
+/// let sandbox: Sandbox = "no-thread-pidfd".parse()?;
+/// assert!(sandbox.pidfd_thread);
+/// assert!(Sandbox::none().is_empty());
+/// # Ok::<(), pidwatch::sys::seccomp::ParseSandboxError>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub struct Sandbox {
     /// Fail `pidfd_open`, `pidfd_send_signal` and `pidfd_getfd` with this
@@ -77,6 +93,14 @@ pub struct Sandbox {
 impl Sandbox {
     /// The named sandboxes, in the order `pidwatch check --sandbox` lists
     /// them.
+    ///
+    /// ```
+    /// use pidwatch::sys::seccomp::Sandbox;
+    ///
+    /// for name in Sandbox::NAMES {
+    ///     assert!(name.parse::<Sandbox>().is_ok(), "{name}");
+    /// }
+    /// ```
     pub const NAMES: [&'static str; 6] = [
         "no-pidfd-info",
         "no-thread-pidfd",
@@ -87,6 +111,10 @@ impl Sandbox {
     ];
 
     /// Returns a sandbox that denies nothing.
+    ///
+    /// ```
+    /// assert_eq!(pidwatch::sys::seccomp::Sandbox::none(), Default::default());
+    /// ```
     pub const fn none() -> Self {
         Sandbox {
             pidfd_calls: None,
@@ -99,12 +127,31 @@ impl Sandbox {
     }
 
     /// Returns true when the sandbox denies nothing.
+    ///
+    /// ```
+    /// let sandbox: pidwatch::sys::seccomp::Sandbox = "linux-5.3".parse()?;
+    /// assert!(!sandbox.is_empty());
+    /// # Ok::<(), pidwatch::sys::seccomp::ParseSandboxError>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         *self == Sandbox::none()
     }
 
     /// Compiles the sandbox to a seccomp filter. Call it before `fork`: it
     /// allocates.
+    ///
+    /// ```
+    /// use std::os::unix::process::CommandExt;
+    /// use pidwatch::sys::seccomp::Sandbox;
+    ///
+    /// let filter = "no-pidfd:ENOSYS".parse::<Sandbox>()?.filter();
+    /// let mut command = std::process::Command::new("true");
+    /// // SAFETY: install makes two system calls and allocates nothing, which is
+    /// // allowed between fork and exec.
+    /// unsafe { command.pre_exec(move || filter.install()) };
+    /// assert!(command.status()?.success());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn filter(&self) -> Filter {
         let mut program = Program::default();
 
@@ -200,6 +247,11 @@ impl fmt::Display for Sandbox {
 }
 
 /// The error for a sandbox name that is not one of [`Sandbox::NAMES`].
+///
+/// ```
+/// let err = "linux-4.19".parse::<pidwatch::sys::seccomp::Sandbox>().unwrap_err();
+/// assert!(err.to_string().starts_with("unknown sandbox"));
+/// ```
 #[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
 #[error("unknown sandbox {0:?}; use one of: {names}", names = Sandbox::NAMES.join(", "))]
 pub struct ParseSandboxError(pub String);
@@ -242,6 +294,11 @@ impl FromStr for Sandbox {
 }
 
 /// A compiled seccomp filter, ready to install.
+///
+/// ```
+/// let filter = pidwatch::sys::seccomp::Sandbox::none().filter();
+/// println!("{filter:?}");
+/// ```
 #[derive(Clone, Debug)]
 pub struct Filter {
     instructions: Vec<libc::sock_filter>,
@@ -254,7 +311,23 @@ impl Filter {
     /// Only two system calls, no allocation: safe to call between `fork` and
     /// `exec` in a multithreaded program. In a running multithreaded program
     /// it binds only the calling thread and the threads it creates later.
+    /// Fails with `EOPNOTSUPP` on architectures other than x86-64, aarch64
+    /// and riscv64, whose audit architecture the filter does not check.
+    ///
+    /// ```
+    /// use std::os::unix::process::CommandExt;
+    ///
+    /// let filter = "no-thread-pidfd".parse::<pidwatch::sys::seccomp::Sandbox>()?.filter();
+    /// let mut command = std::process::Command::new("true");
+    /// // SAFETY: install is async-signal-safe, as pre_exec requires.
+    /// unsafe { command.pre_exec(move || filter.install()) };
+    /// assert!(command.status()?.success());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn install(&self) -> io::Result<()> {
+        if AUDIT_ARCH == 0 {
+            return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+        }
         let program = libc::sock_fprog {
             len: self.instructions.len() as u16,
             filter: self.instructions.as_ptr().cast_mut(),

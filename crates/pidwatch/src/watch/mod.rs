@@ -31,11 +31,28 @@ pub use strategy::{Plan, Regime};
 pub use target::{open_error, Identity, Target, TargetKind};
 
 /// A handle for a target added to a [`Watcher`].
+///
+/// ```
+/// use pidwatch::{Target, Watcher};
+///
+/// let mut watcher = Watcher::new()?;
+/// let first = watcher.add(Target::process(std::process::id()))?;
+/// let second = watcher.add(Target::process(std::process::id()))?;
+/// assert_ne!(first, second);
+/// # Ok::<(), pidwatch::Error>(())
+/// ```
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct TargetId(u64);
 
 /// The kind of a watcher event.
+///
+/// ```
+/// use pidwatch::EventKind;
+///
+/// assert_eq!(serde_json::to_string(&EventKind::Reaped)?, r#""reaped""#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -52,6 +69,14 @@ pub enum EventKind {
 }
 
 /// The mechanism that produced an event.
+///
+/// ```
+/// use pidwatch::Source;
+///
+/// assert_eq!(Source::Polled.to_string(), "polled");
+/// assert_eq!(serde_json::to_string(&Source::Verified)?, r#""verified""#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -76,6 +101,10 @@ pub enum Source {
 
 impl Source {
     /// Returns the name used in JSON output and logs.
+    ///
+    /// ```
+    /// assert_eq!(pidwatch::Source::Kernel.name(), "kernel");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Source::Kernel => "kernel",
@@ -92,7 +121,27 @@ impl std::fmt::Display for Source {
 }
 
 /// One exit or reap of a watched target.
-#[derive(Clone, Debug, Eq, PartialEq)]
+///
+/// It serializes with serde as `{"target": 0, "kind": "exited",
+/// "identity": {...}, "status": {"code": 0}, "source": "kernel", "time":
+/// 1796415867.392129}`: `status` is `{"code": N}`, `{"signal": N,
+/// "core_dumped": B}` or `null`, and `time` is seconds since the Unix epoch.
+///
+/// ```
+/// use pidwatch::{EventKind, Target, Watcher};
+///
+/// let mut child = std::process::Command::new("sh").args(["-c", "exit 2"]).spawn()?;
+/// let mut watcher = Watcher::new()?;
+/// watcher.add(Target::child(&child)?)?;
+/// let event = watcher.next_event(None)?.expect("the child exits");
+/// assert_eq!(event.kind, EventKind::Exited);
+/// let json = serde_json::to_value(&event)?;
+/// assert_eq!(json["status"], serde_json::json!({"code": 2}));
+/// child.wait()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, Eq, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Event {
     /// The target, as returned by [`Watcher::add`].
     pub target: TargetId,
@@ -102,10 +151,12 @@ pub struct Event {
     pub identity: Identity,
     /// The wait status, when known: for a reaped target on Linux 6.15+
     /// (`PIDFD_INFO_EXIT`), and for an exited child of the watching process.
+    #[serde(serialize_with = "crate::serialize::exit_status")]
     pub status: Option<ExitStatus>,
     /// The mechanism that produced the event.
     pub source: Source,
     /// When the watcher saw it.
+    #[serde(serialize_with = "crate::serialize::unix_seconds")]
     pub time: SystemTime,
 }
 
@@ -138,6 +189,14 @@ impl Builder {
     /// regime than the kernel's is always possible (its strategies need
     /// less); a newer one fails in [`Builder::build`]. Tests and benchmarks
     /// use it to run every strategy on one kernel.
+    ///
+    /// ```
+    /// use pidwatch::watch::{Regime, Watcher};
+    ///
+    /// // Every regime older than the kernel's can be forced.
+    /// let watcher = Watcher::builder().regime(Regime::NoPidfd).build()?;
+    /// # Ok::<(), pidwatch::Error>(())
+    /// ```
     pub fn regime(mut self, regime: Regime) -> Self {
         self.regime = Some(regime);
         self
@@ -148,6 +207,11 @@ impl Builder {
     /// [`Error::TooManyOpenFiles`]; without it (the default), the watcher
     /// first raises the soft `RLIMIT_NOFILE` to the hard limit, and then
     /// watches such targets through `/proc`.
+    ///
+    /// ```
+    /// let watcher = pidwatch::Watcher::builder().strict(true).build()?;
+    /// # Ok::<(), pidwatch::Error>(())
+    /// ```
     pub fn strict(mut self, strict: bool) -> Self {
         self.strict = strict;
         self
@@ -157,12 +221,27 @@ impl Builder {
     /// default, at least 10 ms), which bounds how late a polled exit is
     /// reported. Rounds come more often while they are cheap: the watcher
     /// keeps polling near 1% of one core.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let watcher = pidwatch::Watcher::builder()
+    ///     .max_poll_interval(Duration::from_millis(100))
+    ///     .build()?;
+    /// # Ok::<(), pidwatch::Error>(())
+    /// ```
     pub fn max_poll_interval(mut self, interval: Duration) -> Self {
         self.max_poll_interval = interval.max(poll::MIN_INTERVAL);
         self
     }
 
     /// Creates the watcher.
+    ///
+    /// ```
+    /// let watcher = pidwatch::Watcher::builder().build()?;
+    /// assert!(watcher.is_empty());
+    /// # Ok::<(), pidwatch::Error>(())
+    /// ```
     pub fn build(self) -> Result<Watcher> {
         if let Some(regime) = self.regime {
             regime.check_available()?;
@@ -174,7 +253,6 @@ impl Builder {
             targets: HashMap::new(),
             next_id: 0,
             pending: VecDeque::new(),
-            ready: Vec::with_capacity(256),
             polled: BTreeSet::new(),
             next_round: None,
             max_poll_interval: self.max_poll_interval,
@@ -210,7 +288,6 @@ pub struct Watcher {
     targets: HashMap<TargetId, Entry>,
     next_id: u64,
     pending: VecDeque<Event>,
-    ready: Vec<epoll::Event>,
     /// Targets that `/proc` polling rounds look at.
     polled: BTreeSet<TargetId>,
     next_round: Option<Instant>,
@@ -220,11 +297,22 @@ pub struct Watcher {
 
 impl Watcher {
     /// Creates a watcher with no targets, for the running kernel.
+    ///
+    /// ```
+    /// let watcher = pidwatch::Watcher::new()?;
+    /// assert_eq!(watcher.len(), 0);
+    /// # Ok::<(), pidwatch::Error>(())
+    /// ```
     pub fn new() -> Result<Self> {
         Watcher::builder().build()
     }
 
     /// Returns a builder for a watcher with other settings.
+    ///
+    /// ```
+    /// let watcher = pidwatch::Watcher::builder().strict(true).build()?;
+    /// # Ok::<(), pidwatch::Error>(())
+    /// ```
     pub fn builder() -> Builder {
         Builder {
             regime: None,
@@ -238,6 +326,22 @@ impl Watcher {
     /// A target that has already exited (a zombie, or a pidfd whose task is
     /// gone) is accepted and its events are queued at once, so they are
     /// never missed between the caller's check and the registration.
+    ///
+    /// ```
+    /// use pidwatch::{EventKind, Target, Watcher};
+    ///
+    /// // A zombie is accepted, and its exit is queued at once.
+    /// let mut child = std::process::Command::new("true").spawn()?;
+    /// let pidfd = pidwatch::sys::pidfd_open(child.id(), Default::default())?;
+    /// pidwatch::sys::wait_readable(&pidfd, None)?;
+    ///
+    /// let mut watcher = Watcher::new()?;
+    /// let id = watcher.add(Target::process(child.id()))?;
+    /// let event = watcher.next_event(Some(std::time::Duration::ZERO))?.expect("queued");
+    /// assert_eq!((event.target, event.kind), (id, EventKind::Exited));
+    /// child.wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn add(&mut self, target: Target) -> Result<TargetId> {
         let opened = target::open(target, &mut self.context)?;
         let id = TargetId(self.next_id);
@@ -288,6 +392,17 @@ impl Watcher {
     ///
     /// Events still queued for the target are dropped, even for a finished
     /// target, so none is returned after this call.
+    ///
+    /// ```
+    /// use pidwatch::{Target, Watcher};
+    ///
+    /// let mut watcher = Watcher::new()?;
+    /// let id = watcher.add(Target::process(std::process::id()))?;
+    /// let pidfd = watcher.remove(id);
+    /// assert!(watcher.is_empty());
+    /// assert!(watcher.remove(id).is_none());
+    /// # Ok::<(), pidwatch::Error>(())
+    /// ```
     pub fn remove(&mut self, id: TargetId) -> Option<OwnedFd> {
         self.pending.retain(|event| event.target != id);
         let entry = self.targets.remove(&id)?;
@@ -296,22 +411,69 @@ impl Watcher {
     }
 
     /// Returns the number of targets still watched.
+    ///
+    /// ```
+    /// let mut watcher = pidwatch::Watcher::new()?;
+    /// watcher.add(pidwatch::Target::process(std::process::id()))?;
+    /// assert_eq!(watcher.len(), 1);
+    /// # Ok::<(), pidwatch::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.targets.len()
     }
 
     /// Returns true when no target is watched and no event is queued.
+    ///
+    /// ```
+    /// let mut watcher = pidwatch::Watcher::new()?;
+    /// assert!(watcher.is_empty());
+    /// // With nothing to watch, next_event returns at once.
+    /// assert!(watcher.next_event(None)?.is_none());
+    /// # Ok::<(), pidwatch::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.targets.is_empty() && self.pending.is_empty()
     }
 
     /// Returns the identity of a watched target.
+    ///
+    /// A target that has finished (exited and reaped) stays known here until
+    /// its last queued event is taken.
+    ///
+    /// ```
+    /// use pidwatch::{Target, TargetKind, Watcher};
+    ///
+    /// let mut watcher = Watcher::new()?;
+    /// let me = std::process::id();
+    /// let id = watcher.add(Target::process(me))?;
+    /// let identity = watcher.identity(id).expect("watched");
+    /// assert_eq!((identity.kind, identity.pid), (TargetKind::Process, Some(me)));
+    /// # Ok::<(), pidwatch::Error>(())
+    /// ```
     pub fn identity(&self, id: TargetId) -> Option<Identity> {
-        self.targets.get(&id).map(|entry| entry.opened.identity)
+        self.targets
+            .get(&id)
+            .map(|entry| entry.opened.identity)
+            .or_else(|| {
+                self.pending
+                    .iter()
+                    .find(|event| event.target == id)
+                    .map(|event| event.identity)
+            })
     }
 
     /// Returns how the watcher watches a target: the [`Source`] its events
     /// will carry and the [`Plan`] behind it.
+    ///
+    /// ```
+    /// use pidwatch::watch::{Plan, Regime, Watcher};
+    /// use pidwatch::{Source, Target};
+    ///
+    /// let mut watcher = Watcher::builder().regime(Regime::NoPidfd).build()?;
+    /// let id = watcher.add(Target::process(std::process::id()))?;
+    /// assert_eq!(watcher.strategy(id), Some((Source::Polled, Plan::PollProcess)));
+    /// # Ok::<(), pidwatch::Error>(())
+    /// ```
     pub fn strategy(&self, id: TargetId) -> Option<(Source, Plan)> {
         self.targets
             .get(&id)
@@ -322,6 +484,20 @@ impl Watcher {
     /// signal with [`sys::pidfd_send_signal`]. `None` for a target watched
     /// without a pidfd of its own (through `/proc`, or a leader watched as a
     /// thread on a kernel without `PIDFD_THREAD`).
+    ///
+    /// ```
+    /// use pidwatch::sys::{pidfd_send_signal, SignalScope};
+    /// use pidwatch::{Target, Watcher};
+    ///
+    /// let mut child = std::process::Command::new("sleep").arg("10").spawn()?;
+    /// let mut watcher = Watcher::new()?;
+    /// let id = watcher.add(Target::child(&child)?)?;
+    /// if let Some(pidfd) = watcher.pidfd(id) {
+    ///     pidfd_send_signal(pidfd, libc::SIGTERM, SignalScope::Default)?;
+    /// }
+    /// child.wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn pidfd(&self, id: TargetId) -> Option<BorrowedFd<'_>> {
         self.targets
             .get(&id)
@@ -333,6 +509,21 @@ impl Watcher {
     /// descriptor) before it must call [`Watcher::next_event`] again even
     /// without readiness, or `None` when readiness alone is enough. Targets
     /// watched by polling `/proc` need these calls.
+    ///
+    /// ```
+    /// use pidwatch::watch::{Regime, Watcher};
+    /// use pidwatch::Target;
+    ///
+    /// let mut watcher = Watcher::new()?;
+    /// watcher.add(Target::process(std::process::id()))?;
+    /// // A process pidfd needs no polling.
+    /// assert_eq!(watcher.poll_timeout(), None);
+    ///
+    /// let mut polled = Watcher::builder().regime(Regime::NoPidfd).build()?;
+    /// polled.add(Target::process(std::process::id()))?;
+    /// assert!(polled.poll_timeout().is_some());
+    /// # Ok::<(), pidwatch::Error>(())
+    /// ```
     pub fn poll_timeout(&self) -> Option<Duration> {
         if !self.pending.is_empty() {
             return Some(Duration::ZERO);
@@ -346,6 +537,17 @@ impl Watcher {
     ///
     /// Returns `Ok(None)` when the timeout passes, or at once when nothing
     /// is watched and nothing is queued.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pidwatch::{Target, Watcher};
+    ///
+    /// let mut watcher = Watcher::new()?;
+    /// watcher.add(Target::process(std::process::id()))?;
+    /// // This process is still running.
+    /// assert!(watcher.next_event(Some(Duration::from_millis(10)))?.is_none());
+    /// # Ok::<(), pidwatch::Error>(())
+    /// ```
     pub fn next_event(&mut self, timeout: Option<Duration>) -> Result<Option<Event>> {
         let deadline = timeout.map(|timeout| Instant::now() + timeout);
         let mut first = true;
@@ -378,23 +580,33 @@ impl Watcher {
 
     /// Waits for epoll readiness and turns it into queued events.
     fn wait_ready(&mut self, timeout: Option<Duration>) -> Result<()> {
-        let timespec = timeout.map(sys::pidfd::to_timespec);
-        self.ready.clear();
-        match epoll::wait(
-            &self.epoll,
-            rustix::buffer::spare_capacity(&mut self.ready),
-            timespec.as_ref(),
-        ) {
-            Ok(_) => {}
-            Err(rustix::io::Errno::INTR) => return Ok(()),
-            Err(err) => return Err(Error::io("epoll_wait failed", err.into())),
-        }
+        // A local buffer, because rustix's `epoll::Event` contains a raw
+        // pointer, which would make the watcher neither `Send` nor `Sync`.
+        let mut ready: Vec<epoll::Event> = Vec::with_capacity(256);
+        let mut timespec = timeout.map(sys::pidfd::to_timespec);
+        loop {
+            ready.clear();
+            match epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut ready),
+                timespec.as_ref(),
+            ) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => return Ok(()),
+                Err(err) => return Err(Error::io("epoll_wait failed", err.into())),
+            }
 
-        let ids: Vec<TargetId> = self.ready.iter().map(|e| TargetId(e.data.u64())).collect();
-        for id in ids {
-            self.check(id)?;
+            for id in ready.iter().map(|e| TargetId(e.data.u64())) {
+                self.check(id)?;
+            }
+
+            // A full buffer may have left ready targets behind. Edge-triggered
+            // registrations would not report them again, so drain them now.
+            if ready.len() < ready.capacity() {
+                return Ok(());
+            }
+            timespec = Some(sys::pidfd::to_timespec(Duration::ZERO));
         }
-        Ok(())
     }
 
     /// Looks at a target now: its registered pidfd, or `/proc` for a

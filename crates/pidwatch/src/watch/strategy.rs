@@ -28,6 +28,15 @@ use super::TargetKind;
 
 /// The exit-notification capabilities of a kernel, ordered from the oldest
 /// regime to the newest.
+///
+/// ```
+/// use pidwatch::watch::Regime;
+///
+/// let regime = Regime::current();
+/// println!("{regime}: {}", regime.kernels());
+/// assert_eq!("no-pidfd".parse::<Regime>(), Ok(Regime::NoPidfd));
+/// assert!(Regime::NoPidfd < Regime::Fixed);
+/// ```
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
@@ -53,6 +62,11 @@ pub enum Regime {
 
 impl Regime {
     /// Every regime, oldest first.
+    ///
+    /// ```
+    /// let names: Vec<&str> = pidwatch::watch::Regime::ALL.iter().map(|regime| regime.name()).collect();
+    /// assert_eq!(names, ["no-pidfd", "no-thread-pidfd", "legacy-thread-pidfd", "fixed"]);
+    /// ```
     pub const ALL: [Regime; 4] = [
         Regime::NoPidfd,
         Regime::NoThreadPidfd,
@@ -61,6 +75,10 @@ impl Regime {
     ];
 
     /// Returns the regime's short name, as accepted by [`std::str::FromStr`].
+    ///
+    /// ```
+    /// assert_eq!(pidwatch::watch::Regime::LegacyThreadPidfd.name(), "legacy-thread-pidfd");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Regime::NoPidfd => "no-pidfd",
@@ -72,6 +90,10 @@ impl Regime {
 
     /// Returns the kernels that are in this regime when nothing blocks a
     /// call.
+    ///
+    /// ```
+    /// assert_eq!(pidwatch::watch::Regime::NoThreadPidfd.kernels(), "Linux 5.3 to 6.8");
+    /// ```
     pub fn kernels(self) -> &'static str {
         match self {
             Regime::NoPidfd => "Linux before 5.3, or pidfd_open blocked by a sandbox",
@@ -85,6 +107,11 @@ impl Regime {
     ///
     /// Telling [`Regime::LegacyThreadPidfd`] from [`Regime::Fixed`] runs the
     /// behavioural probe of [`Features::thread_group_fix`] once.
+    ///
+    /// ```
+    /// let regime = pidwatch::watch::Regime::current();
+    /// println!("this kernel is in the {regime} regime");
+    /// ```
     pub fn current() -> Regime {
         let features = Features::get();
         match Regime::without_fix_probe(features) {
@@ -159,6 +186,11 @@ impl std::fmt::Display for Regime {
 }
 
 /// The error for a regime name that is not one of [`Regime::ALL`].
+///
+/// ```
+/// let err = "6.12".parse::<pidwatch::watch::Regime>().unwrap_err();
+/// assert!(err.to_string().contains("unknown regime \"6.12\""));
+/// ```
 #[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
 #[error("unknown regime {0:?}; use one of: no-pidfd, no-thread-pidfd, legacy-thread-pidfd, fixed")]
 pub struct ParseRegimeError(pub String);
@@ -175,6 +207,14 @@ impl std::str::FromStr for Regime {
 }
 
 /// The strategy for one target.
+///
+/// ```
+/// use pidwatch::watch::strategy::{plan, Plan, Regime};
+/// use pidwatch::TargetKind;
+///
+/// // A leader watched as a thread on a legacy kernel goes through a process pidfd.
+/// assert_eq!(plan(Regime::LegacyThreadPidfd, TargetKind::Thread, true), Plan::ProcessPidfd);
+/// ```
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
@@ -195,6 +235,14 @@ pub enum Plan {
 
 /// Returns the strategy for a target of `kind` in `regime`. `leader` is
 /// true when the target's number is a thread-group ID.
+///
+/// ```
+/// use pidwatch::watch::strategy::{plan, Plan, Regime};
+/// use pidwatch::TargetKind;
+///
+/// assert_eq!(plan(Regime::Fixed, TargetKind::Thread, true), Plan::OwnPidfd);
+/// assert_eq!(plan(Regime::NoThreadPidfd, TargetKind::Thread, false), Plan::PollThread);
+/// ```
 pub fn plan(regime: Regime, kind: TargetKind, leader: bool) -> Plan {
     match (regime, kind, leader) {
         (Regime::Fixed, _, _) => Plan::OwnPidfd,

@@ -13,6 +13,25 @@ use crate::error::{Error, Result};
 use crate::sys::{self, Feature, Features, Opened, PidInode, PidfdFlags};
 
 /// Something to watch: a process or a single thread.
+///
+/// ```
+/// use pidwatch::{Target, TargetKind, Watcher};
+///
+/// let mut child = std::process::Command::new("sleep").arg("10").spawn()?;
+/// let targets = [
+///     Target::process(child.id()),
+///     Target::parse(&child.id().to_string(), TargetKind::Process)?,
+///     Target::child(&child)?,
+/// ];
+/// let mut watcher = Watcher::new()?;
+/// for target in targets {
+///     watcher.add(target)?;
+/// }
+/// assert_eq!(watcher.len(), 3);
+/// child.kill()?;
+/// child.wait()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Target {
@@ -36,11 +55,25 @@ pub enum Target {
 
 impl Target {
     /// Returns a target for the process with this PID.
+    ///
+    /// ```
+    /// let target = pidwatch::Target::process(1234);
+    /// assert!(matches!(target, pidwatch::Target::Process(id) if id.pid == 1234));
+    /// ```
     pub fn process(pid: u32) -> Self {
         Target::Process(PidInode { pid, inode: None })
     }
 
     /// Returns a target for the thread with this TID.
+    ///
+    /// ```
+    /// // The thread-group leader of this process, watched as a thread: it exits
+    /// // only with the whole group.
+    /// let target = pidwatch::Target::thread(std::process::id());
+    /// let mut watcher = pidwatch::Watcher::new()?;
+    /// watcher.add(target)?;
+    /// # Ok::<(), pidwatch::Error>(())
+    /// ```
     pub fn thread(tid: u32) -> Self {
         Target::Thread(PidInode {
             pid: tid,
@@ -52,15 +85,45 @@ impl Target {
     ///
     /// The child cannot be reaped while it is borrowed here, so its PID
     /// still names it when the pidfd is opened.
+    ///
+    /// ```
+    /// let mut child = std::process::Command::new("true").spawn()?;
+    /// let mut watcher = pidwatch::Watcher::new()?;
+    /// watcher.add(pidwatch::Target::child(&child)?)?;
+    /// let exited = watcher.next_event(None)?.expect("the child exits");
+    /// assert_eq!(exited.status.and_then(|status| status.code()), Some(0));
+    /// child.wait()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn child(child: &Child) -> Result<Self> {
         let pid = child.id();
-        let pidfd = sys::pidfd_open(pid, PidfdFlags::empty())
-            .map_err(|err| open_error(err, "PID", pid, false))?;
-        Ok(Target::ProcessPidfd(pidfd))
+        match sys::pidfd_open(pid, PidfdFlags::empty()) {
+            Ok(pidfd) => Ok(Target::ProcessPidfd(pidfd)),
+            // No pidfd_open (before 5.3, or blocked by a sandbox): the PID of
+            // an unreaped child is as safe, and the watcher polls it.
+            Err(err)
+                if matches!(
+                    err.raw_os_error(),
+                    Some(libc::ENOSYS | libc::EPERM | libc::EACCES)
+                ) =>
+            {
+                Ok(Target::process(pid))
+            }
+            Err(err) => Err(open_error(err, "PID", pid, false)),
+        }
     }
 }
 
 /// Whether a target is a whole process or one thread.
+///
+/// ```
+/// use pidwatch::{Target, TargetKind, Watcher};
+///
+/// let mut watcher = Watcher::new()?;
+/// let id = watcher.add(Target::thread(std::process::id()))?;
+/// assert_eq!(watcher.identity(id).map(|identity| identity.kind), Some(TargetKind::Thread));
+/// # Ok::<(), pidwatch::Error>(())
+/// ```
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TargetKind {
@@ -72,6 +135,17 @@ pub enum TargetKind {
 
 /// A target's identity: the numbers and the pidfs inode it had when it was
 /// added.
+///
+/// ```
+/// use pidwatch::{Target, Watcher};
+///
+/// let mut watcher = Watcher::new()?;
+/// let me = std::process::id();
+/// let identity = watcher.add(Target::process(me)).map(|id| watcher.identity(id))?.expect("watched");
+/// // "process PID:INODE" (or "process PID" before Linux 6.9).
+/// assert!(identity.to_string().starts_with(&format!("process {me}")));
+/// # Ok::<(), pidwatch::Error>(())
+/// ```
 #[derive(Copy, Clone, Debug, Eq, PartialEq, Hash, Serialize)]
 pub struct Identity {
     /// Process or thread.
@@ -226,7 +300,11 @@ fn open_thread(requested: PidInode, context: &mut Context) -> Result<OpenTarget>
             let flags = PidfdFlags::PIDFD_THREAD;
             match open_pinned(requested, flags, "TID", context)? {
                 Some(pidfd) => {
-                    let identity = identify(&pidfd, TargetKind::Thread, Some(requested));
+                    // The thread may be gone before identify() reads it: the
+                    // thread group read from /proc before the open still
+                    // names it.
+                    let mut identity = identify(&pidfd, TargetKind::Thread, Some(requested));
+                    identity.pid = identity.pid.or(Some(tgid));
                     Ok(own_pidfd(pidfd, identity))
                 }
                 None => poll_thread(requested, tgid, leader, context),
@@ -588,6 +666,15 @@ fn nofile_limit() -> u64 {
 }
 
 /// Maps a `pidfd_open` failure to the error a caller can act on.
+///
+/// ```
+/// use pidwatch::sys::{pidfd_open, PidfdFlags};
+/// use pidwatch::watch::open_error;
+///
+/// let err = pidfd_open(4_194_304, PidfdFlags::empty()).unwrap_err();
+/// let err = open_error(err, "PID", 4_194_304, false);
+/// assert!(err.is_gone(), "{err}");
+/// ```
 pub fn open_error(err: io::Error, what: &'static str, id: u32, thread: bool) -> Error {
     match err.raw_os_error() {
         Some(libc::ESRCH) => Error::NotFound { what, id },
@@ -639,7 +726,11 @@ fn identify(pidfd: &OwnedFd, kind: TargetKind, requested: Option<PidInode>) -> I
     let (pid, tid) = match (info.and_then(|i| i.pid), info.and_then(|i| i.tgid)) {
         (Some(task), Some(tgid)) => (Some(tgid), Some(task)),
         _ => {
-            let number = requested.map(|r| r.pid);
+            // A pidfd from the caller has no requested number: fdinfo
+            // (Linux 5.4) shows it.
+            let number = requested
+                .map(|r| r.pid)
+                .or_else(|| sys::procfs::pidfd_pid(pidfd.as_fd()).ok().flatten());
             let tgid = match (kind, number) {
                 (TargetKind::Thread, Some(tid)) => sys::procfs::tgid_of(tid).ok().flatten(),
                 _ => number,
