@@ -290,6 +290,15 @@ fn thousands(n: usize) -> String {
 /// one that is missing.
 fn cli_tools(tools: &Tools, peers: &Path) -> (Vec<CliTool>, Vec<(&'static str, String)>) {
     let mut found = vec![
+        // Quiet, pidwatch exits at the last exit, as pidwait and waitpid do.
+        // By default it also waits (up to 1 s) for each reap, to print the
+        // exit status.
+        CliTool {
+            name: "pidwatch wait -q",
+            command: vec![tools.pidwatch.clone(), "wait".into(), "-q".into()],
+            style: CliStyle::Pids,
+            pidfds: true,
+        },
         CliTool {
             name: "pidwatch wait",
             command: vec![tools.pidwatch.clone(), "wait".into()],

@@ -190,7 +190,7 @@ impl Report {
             .insert("batches_pidwatch_over_limit".into(), batches.into());
 
         let mut cli = Vec::new();
-        for row in self.cli.iter().filter(|c| c.tool == "pidwatch wait") {
+        for row in self.cli.iter().filter(|c| c.tool == "pidwatch wait -q") {
             for peer in self
                 .cli
                 .iter()
@@ -235,9 +235,10 @@ impl Report {
             let mut measured = Vec::new();
             let mut met = None;
             for size in [1, 1_000] {
-                if let (Some(a), Some(b)) =
-                    (self.cli_of("pidwatch wait", size), self.cli_of(peer, size))
-                {
+                if let (Some(a), Some(b)) = (
+                    self.cli_of("pidwatch wait -q", size),
+                    self.cli_of(peer, size),
+                ) {
                     let mut line = format!("{size}: p90 {:.2} ms vs {:.2} ms", a.p90_ms, b.p90_ms);
                     if b.premature_exits > 0 {
                         // A waiter that exits before its last target has no
@@ -452,13 +453,13 @@ impl Report {
             md,
             "\n### Command-line waiters: last target's end to the waiter's exit\n"
         );
-        let _ = writeln!(md, "| targets | tool | samples | median ms | p90 ms | max ms | exited early | RSS KiB | pidwatch median / this |");
+        let _ = writeln!(md, "| targets | tool | samples | median ms | p90 ms | max ms | exited early | RSS KiB | pidwatch wait -q median / this |");
         let _ = writeln!(
             md,
             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         );
         for row in &self.cli {
-            let pidwatch = self.cli_of("pidwatch wait", row.targets);
+            let pidwatch = self.cli_of("pidwatch wait -q", row.targets);
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {:.3} | {:.3} | {:.3} | {} | {} | {} |",
