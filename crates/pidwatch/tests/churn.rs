@@ -487,10 +487,15 @@ fn churn(test: &str, regime: Option<Regime>, reduced: usize, full: usize) {
         .unwrap();
     assert!(extra.is_none(), "event after the last one: {extra:?}");
     assert!(watcher.is_empty());
-    // Exited threads hang up at once, so the watcher is done with them when
-    // they are added. Zombies stay until their reap when reaps are visible.
-    let finished_at_add = early_thread_count + if reaps_visible { 0 } else { zombie_count };
-    assert_eq!(peak, total - finished_at_add);
+    // A target that had exited before it was added may be done by the time
+    // add returns (a polled thread is read at once) or stay until the next
+    // call reports it (a pidfd that epoll finds readable at registration).
+    let at_most_finished = early_thread_count + zombie_count;
+    assert!(peak <= total, "{peak} watched at once, of {total}");
+    assert!(
+        peak >= total - at_most_finished,
+        "{peak} watched at once, of {total} with {at_most_finished} exited early"
+    );
     if Features::get().has(Feature::PidfsInode) && reaps_visible && regime != Some(Regime::NoPidfd)
     {
         assert_eq!(rejected_pinned, early_thread_count);

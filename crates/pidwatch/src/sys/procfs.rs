@@ -254,7 +254,7 @@ pub fn pidfd_pid(pidfd: BorrowedFd<'_>) -> io::Result<Option<u32>> {
 }
 
 fn read_optional(path: &str) -> io::Result<Option<String>> {
-    match fs::read_to_string(path) {
+    match read_small(path) {
         Ok(text) => Ok(Some(text)),
         // ESRCH shows up when the task dies while the file is read.
         Err(err)
@@ -264,6 +264,35 @@ fn read_optional(path: &str) -> io::Result<Option<String>> {
         }
         Err(err) => Err(err),
     }
+}
+
+/// Reads a `/proc/PID` file with one `read` into a page-sized buffer when
+/// it fits. `fs::read_to_string` first calls `statx` (which reports size 0
+/// for these files) and then grows its buffer over several reads.
+fn read_small(path: &str) -> io::Result<String> {
+    use std::io::Read;
+
+    let mut file = fs::File::open(path)?;
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    loop {
+        let n = file.read(&mut buf[len..])?;
+        len += n;
+        // A /proc/PID file is generated whole by one seq_file show(), so a
+        // read that leaves room in the buffer has returned all of it.
+        if n == 0 || len < buf.len() {
+            break;
+        }
+        if len == buf.len() {
+            // Larger than a page: read the rest the general way.
+            let mut rest = Vec::from(&buf[..]);
+            file.read_to_end(&mut rest)?;
+            return String::from_utf8(rest)
+                .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err));
+        }
+    }
+    String::from_utf8(buf[..len].to_vec())
+        .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))
 }
 
 /// Parses `stat`: `pid (comm) state ppid pgrp session tty tpgid flags ...`,

@@ -324,8 +324,9 @@ impl Watcher {
     /// Adds a target, opening its pidfd, and returns its handle.
     ///
     /// A target that has already exited (a zombie, or a pidfd whose task is
-    /// gone) is accepted and its events are queued at once, so they are
-    /// never missed between the caller's check and the registration.
+    /// gone) is accepted, and the next call to [`Watcher::next_event`]
+    /// reports it, so no exit is missed between the caller's check and the
+    /// registration.
     ///
     /// ```
     /// use pidwatch::{EventKind, Target, Watcher};
@@ -378,11 +379,14 @@ impl Watcher {
             },
         );
         if primary_poll {
+            // Read /proc once now, so an exit before the first round is
+            // not late by a whole round.
             self.start_polling(id);
+            self.check(id)?;
         }
-
-        // The task may have exited before the pidfd was registered.
-        self.check(id)?;
+        // A pidfd that is already readable (a task that exited before it was
+        // registered) is put on epoll's ready list by epoll_ctl itself, so
+        // the next call to next_event reports it without a poll here.
         Ok(id)
     }
 
@@ -639,19 +643,28 @@ impl Watcher {
         })?;
         let now = SystemTime::now();
 
+        // PIDFD_INFO_EXIT is read once when the exit and the reap show
+        // together, as they do for an autoreaped task or a late wakeup.
+        let reaped_status = if readiness.hangup {
+            sys::exit_status(fd).ok().flatten()
+        } else {
+            None
+        };
+
         if readiness.exited() && !entry.exited {
             entry.exited = true;
-            let status = exit_status(&entry.opened, readiness);
+            let status = if readiness.hangup {
+                reaped_status
+            } else {
+                exit_status(&entry.opened, readiness)
+            };
             tracing::debug!(target_id = id.0, identity = %entry.opened.identity, %readiness, "exited");
             self.pending
                 .push_back(event(id, &entry.opened, EventKind::Exited, status, now));
         }
 
         if readiness.hangup {
-            let status = entry
-                .opened
-                .registered()
-                .and_then(|fd| sys::exit_status(fd).ok().flatten());
+            let status = reaped_status;
             tracing::debug!(target_id = id.0, identity = %entry.opened.identity, "reaped");
             self.pending
                 .push_back(event(id, &entry.opened, EventKind::Reaped, status, now));

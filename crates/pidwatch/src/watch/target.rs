@@ -584,7 +584,14 @@ fn open_pinned(
 
     let mut raised = false;
     loop {
-        match sys::open_checked(requested, flags) {
+        // Without an inode to check, the pidfd alone is the answer: the
+        // identity reads the inode once, later.
+        let opened = match requested.inode {
+            None => sys::pidfd_open(requested.pid, flags)
+                .map(|pidfd| Opened::Pidfd { pidfd, inode: None }),
+            Some(_) => sys::open_checked(requested, flags),
+        };
+        match opened {
             Ok(Opened::Pidfd { pidfd, .. }) => return Ok(Some(pidfd)),
             Ok(Opened::Reused { current_inode }) => {
                 return Err(Error::Reused {
@@ -720,7 +727,17 @@ fn unsupported_because(feature: Feature, err: &io::Error) -> Error {
 /// Reads who a pidfd refers to: from `PIDFD_GET_INFO` where the kernel has
 /// it (6.13), else from the requested numbers and `/proc`.
 fn identify(pidfd: &OwnedFd, kind: TargetKind, requested: Option<PidInode>) -> Identity {
-    let inode = sys::pidfd_inode(pidfd).ok().flatten();
+    let inode = inode_of(pidfd);
+    if let (TargetKind::Process, Some(requested)) = (kind, requested) {
+        // pidfd_open without PIDFD_THREAD succeeded on this number, so it is
+        // a thread-group leader's PID: PIDFD_GET_INFO would return it again.
+        return Identity {
+            kind,
+            pid: Some(requested.pid),
+            tid: None,
+            inode,
+        };
+    }
     let info = sys::pidfd_get_info(pidfd, sys::PidfdInfoMask::PIDFD_INFO_PID).ok();
 
     let (pid, tid) = match (info.and_then(|i| i.pid), info.and_then(|i| i.tgid)) {
@@ -749,4 +766,13 @@ fn identify(pidfd: &OwnedFd, kind: TargetKind, requested: Option<PidInode>) -> I
         },
         inode,
     }
+}
+
+/// Returns the pidfs inode of a pidfd. On a kernel with pidfs (known from
+/// the feature probe), one `fstat` is enough; elsewhere there is none.
+fn inode_of(pidfd: &OwnedFd) -> Option<u64> {
+    if !Features::get().has(Feature::PidfsInode) {
+        return None;
+    }
+    rustix::fs::fstat(pidfd).ok().map(|stat| stat.st_ino)
 }
