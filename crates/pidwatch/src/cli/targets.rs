@@ -58,6 +58,9 @@ pub struct Targets {
     pub already_exited: usize,
     /// Process and thread numbers already added, to skip duplicates.
     seen: HashSet<(TargetKind, PidInode)>,
+    /// Numbers named on the command line whose task existed when they were
+    /// validated.
+    pub existed_at_start: HashSet<u32>,
 }
 
 impl Targets {
@@ -68,6 +71,7 @@ impl Targets {
             entries: HashMap::new(),
             already_exited: 0,
             seen: HashSet::new(),
+            existed_at_start: HashSet::new(),
         }
     }
 
@@ -161,7 +165,12 @@ pub fn add_requested(
         }
         match targets.add(requested.target(), requested.identity(), true) {
             Ok(_) => {}
-            Err(err) if err.is_gone() && args.exited => {
+            // A target seen during validation that is gone now has exited in
+            // between, which is what --exited would report.
+            Err(err)
+                if err.is_gone()
+                    && (args.exited || targets.existed_at_start.contains(&requested.id.pid)) =>
+            {
                 targets.already_exited += 1;
                 let watched = Watched {
                     identity: requested.identity(),

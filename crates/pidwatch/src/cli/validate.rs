@@ -9,7 +9,7 @@
 //! that is gone, or whose `PID:INODE` names a task that has exited, passes
 //! unchanged: the watcher reports it as not found or already exited.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::OwnedFd;
 
 use pidwatch::sys::{self, procfs, PidInode, PidfdFlags, PidfdInfoMask};
@@ -57,8 +57,11 @@ struct Task {
 /// Rejects the targets of `pidwatch wait` that can never be watched as
 /// named, with a message that names the value and what to do instead.
 ///
-/// Exact duplicates pass: the caller watches each once.
-pub fn targets(args: &WaitArgs) -> Result<(), Failure> {
+/// Exact duplicates pass: the caller watches each once. Returns the numbers
+/// whose task existed (running or a zombie) during the check, so that a
+/// target reaped before the watcher opens it counts as exited rather than
+/// as unknown.
+pub fn targets(args: &WaitArgs) -> Result<HashSet<u32>, Failure> {
     let own_pid = std::process::id();
     let procfs = procfs_matches_namespace(own_pid);
     let named = args
@@ -67,6 +70,7 @@ pub fn targets(args: &WaitArgs) -> Result<(), Failure> {
         .map(|id| (Kind::Process, *id))
         .chain(args.threads.iter().map(|id| (Kind::Thread, *id)));
 
+    let mut existed = HashSet::new();
     let mut first_form: HashMap<(Kind, u32), PidInode> = HashMap::new();
     for (kind, id) in named {
         let first = *first_form.entry((kind, id.pid)).or_insert(id);
@@ -77,9 +81,11 @@ pub fn targets(args: &WaitArgs) -> Result<(), Failure> {
                 id.pid
             )));
         }
-        check(kind, id, own_pid, procfs)?;
+        if check(kind, id, own_pid, procfs)? {
+            existed.insert(id.pid);
+        }
     }
-    Ok(())
+    Ok(existed)
 }
 
 fn invalid(message: String) -> Failure {
@@ -101,9 +107,10 @@ fn procfs_matches_namespace(own_pid: u32) -> bool {
 }
 
 /// Checks one target. `procfs` is true when `/proc` may be read for it.
-fn check(kind: Kind, id: PidInode, own_pid: u32, procfs: bool) -> Result<(), Failure> {
+/// Checks one target; returns whether its task existed, not yet reaped.
+fn check(kind: Kind, id: PidInode, own_pid: u32, procfs: bool) -> Result<bool, Failure> {
     let Some(task) = open_task(id, procfs) else {
-        return Ok(());
+        return Ok(false);
     };
     let number = id.pid;
     let word = kind.word();
@@ -155,7 +162,7 @@ fn check(kind: Kind, id: PidInode, own_pid: u32, procfs: bool) -> Result<(), Fai
         }
     }
 
-    Ok(())
+    Ok(!reaped(&task.pidfd))
 }
 
 /// Returns true when the task behind `pidfd` has been reaped (Linux 6.9

@@ -42,7 +42,7 @@ enum Phase {
 }
 
 pub fn run(args: WaitArgs) -> Result<Code, Failure> {
-    super::validate::targets(&args)?;
+    let existed = super::validate::targets(&args)?;
     let started = Instant::now();
     let mode = if args.quiet {
         Mode::Quiet
@@ -63,6 +63,7 @@ pub fn run(args: WaitArgs) -> Result<Code, Failure> {
     };
 
     let mut targets = Targets::new(Watcher::new().map_err(Failure::from_error)?);
+    targets.existed_at_start = existed;
     // SIGINT and SIGTERM are caught before any target is added, so a
     // signal that arrives once pidwatch watches a target always ends it
     // with 130 or 143.
