@@ -270,7 +270,10 @@ fn run_one(scenario: &Scenario, options: &Options) -> ScenarioReport {
         .map(|f| format!("{} (Linux {})", f.name(), f.since()))
         .collect();
     if !missing.is_empty() {
-        report.kernel = Verdict::Skip(format!("the kernel lacks {}", missing.join(", ")));
+        report.kernel = Verdict::Skip(format!(
+            "not available here (missing from the kernel, or blocked by a sandbox): {}",
+            missing.join(", ")
+        ));
     }
 
     tracing::info!(scenario = scenario.name, "running scenario");
@@ -680,7 +683,7 @@ impl Run<'_> {
 
 fn status_text(status: Option<ExitStatus>) -> String {
     match status {
-        None => "none".to_owned(),
+        None => "status unknown".to_owned(),
         Some(status) => match (
             status.code(),
             std::os::unix::process::ExitStatusExt::signal(&status),

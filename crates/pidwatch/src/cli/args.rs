@@ -240,7 +240,7 @@ pub struct CheckArgs {
 #[derive(Debug, Args)]
 pub struct IdArgs {
     /// Processes to name.
-    #[arg(value_name = "PID", required = true)]
+    #[arg(value_name = "PID", required = true, value_parser = parse_pid, allow_hyphen_values = true)]
     pub pids: Vec<u32>,
 
     /// Treat the numbers as TIDs and print TID:INODE for each thread.

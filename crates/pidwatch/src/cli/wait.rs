@@ -405,7 +405,7 @@ fn exit_status_code(run: &mut Run) -> Code {
         },
         None => {
             run.printer.note(&format!(
-                "the exit status is unknown (the kernel reports a non-child's status only once it is reaped, on Linux 6.15 or later), so the exit code is {STATUS_UNKNOWN}"
+                "the exit status is unknown (the kernel reports a non-child's status only after its parent reaps it, on Linux 6.15 or later, and pidwatch waits 1 s for that reap), so the exit code is {STATUS_UNKNOWN}"
             ));
             Code::Target(STATUS_UNKNOWN)
         }
