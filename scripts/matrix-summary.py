@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Summarises the console logs of scripts/kernel-matrix.sh.
 
-Each log holds `pidwatch check --json` documents between marker lines:
+Each log contains `pidwatch check --json` documents between marker lines:
 one run on the kernel's own regime ("auto") and one per forced regime.
 With --line, prints one line for one log. Otherwise prints a table of all
 logs and exits 1 if pidwatch failed a scenario anywhere, or if a log has

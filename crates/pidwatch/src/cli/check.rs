@@ -50,7 +50,7 @@ struct Summary {
 
 #[derive(Serialize)]
 struct RegimeJson {
-    /// What the running kernel offers.
+    /// The regime of the running kernel.
     detected: Regime,
     /// The regime pidwatch's side ran in.
     watcher: Regime,
@@ -59,7 +59,7 @@ struct RegimeJson {
     sandbox: Option<String>,
     /// Whether the thread-group fix is present; `null` when unknown.
     thread_group_fix: Option<bool>,
-    /// Why the presence of the fix is unknown.
+    /// The reason the presence of the fix is unknown.
     #[serde(skip_serializing_if = "Option::is_none")]
     thread_group_fix_unknown: Option<String>,
 }
@@ -192,7 +192,7 @@ fn run_sandboxed(sandbox: Sandbox) -> Result<Code, Failure> {
         )
     })?;
     let mut args = std::env::args_os().skip(1);
-    let mut kept = Vec::new();
+    let mut forwarded_args = Vec::new();
     let mut name = None;
     while let Some(arg) = args.next() {
         if arg == "--sandbox" {
@@ -200,13 +200,13 @@ fn run_sandboxed(sandbox: Sandbox) -> Result<Code, Failure> {
         } else if let Some(value) = arg.to_str().and_then(|a| a.strip_prefix("--sandbox=")) {
             name = Some(value.into());
         } else {
-            kept.push(arg);
+            forwarded_args.push(arg);
         }
     }
 
     let filter = sandbox.filter();
     let mut command = std::process::Command::new(exe);
-    command.args(kept);
+    command.args(forwarded_args);
     if let Some(name) = name {
         command.env(SANDBOX_ENV, name);
     }
