@@ -365,3 +365,27 @@ fn help_lists_commands_and_exit_codes() {
         assert!(text.contains(word), "help lacks {word:?}:\n{text}");
     }
 }
+
+#[test]
+fn id_rejects_bad_pids() {
+    for (input, reason) in [
+        ("abc", "expected a positive decimal number"),
+        ("-1", "expected a positive decimal number"),
+        ("0", "0 is not a process"),
+        ("99999999", "larger than the maximum 4194304"),
+    ] {
+        let output = run(&["id", input]);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "{input}: {}",
+            stderr(&output)
+        );
+        let text = stderr(&output);
+        assert!(
+            text.contains(&format!("invalid PID \"{input}\"")),
+            "{input}: {text}"
+        );
+        assert!(text.contains(reason), "{input}: {text}");
+    }
+}

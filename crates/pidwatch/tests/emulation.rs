@@ -1,8 +1,8 @@
 //! The watcher's strategies, checked against the kernel model.
 //!
-//! For every state the model reaches under the rules of older kernels, and
-//! every target the watcher could hold, this test derives what the
-//! watcher's plan for that target observes (a pidfd's readiness under the
+//! The test visits every state the model reaches under the rules of older
+//! kernels, and every target the watcher could hold there. For each, it
+//! derives what the watcher's plan observes (a pidfd's readiness under the
 //! older rule, or what `/proc` shows) and compares it with what the fixed
 //! rule of Linux 6.15 reports for the same target. It also checks that
 //! what a plan observes never goes back: an exit, once seen, stays seen.
@@ -147,9 +147,9 @@ fn check_regime(regime: Regime, rule: Rule) {
             let plan = plan(regime, kind, leader);
             let seen = observed(plan, rule, state, pid, kind);
             let want = promised(state, pid, kind);
-            // A reap must not be reported before the exit is promised, nor
-            // missed once it is; only polled non-leaders may see the reap
-            // with the exit (the kernel releases them in the same step).
+            // A reap must not be reported before it is promised, nor missed
+            // once it is. Only polled non-leaders see the reap with the exit,
+            // because the kernel releases them in the same step.
             let hangup_ok = if plan == Plan::PollThread {
                 seen.hangup == want.readable
             } else {

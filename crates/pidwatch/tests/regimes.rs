@@ -175,7 +175,7 @@ fn forced_regimes_choose_the_documented_source() {
 const LIMITS_CHILD: &str = "PIDWATCH_TEST_LIMITS_CHILD";
 
 /// When the descriptor limit runs out, the watcher raises the soft limit
-/// to the hard one, then watches the rest through /proc; every exit is
+/// to the hard one, then watches the rest through /proc. Every exit is
 /// still reported once. A strict watcher fails instead and names the limit.
 #[test]
 fn descriptor_limit_degrades_to_polling() {

@@ -317,7 +317,7 @@ impl Features {
     /// Returns whether the kernel has the thread-group fix of Linux 6.15
     /// (backported to 6.12.31): a `PIDFD_THREAD` pidfd of a thread-group
     /// leader reports the leader's exit only once the whole group has
-    /// exited. `Err` says why it is unknown (no `PIDFD_THREAD`, or the probe
+    /// exited. `Err` gives the reason it is unknown (no `PIDFD_THREAD`, or the probe
     /// could not run).
     ///
     /// The answer comes from a behavioural probe, since the fix changed no

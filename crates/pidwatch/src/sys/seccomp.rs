@@ -11,7 +11,7 @@
 //!
 //! The features that live inside the kernel and not at the system-call
 //! boundary (`POLLHUP` after reap, pidfs inodes) cannot be taken away this
-//! way; the kernel matrix under QEMU covers them.
+//! way, so the kernel matrix under QEMU covers them.
 //!
 //! # References
 //!  - [`seccomp(2)`](https://man7.org/linux/man-pages/man2/seccomp.2.html)

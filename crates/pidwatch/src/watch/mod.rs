@@ -14,6 +14,7 @@ pub mod strategy;
 mod target;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime};
@@ -29,6 +30,9 @@ use target::{Context, OpenTarget};
 
 pub use strategy::{Plan, Regime};
 pub use target::{open_error, Identity, Target, TargetKind};
+
+/// How many epoll events one `epoll_wait` call reads.
+const EPOLL_BATCH: usize = 256;
 
 /// A handle for a target added to a [`Watcher`].
 ///
@@ -86,11 +90,11 @@ pub enum Source {
     Kernel,
 
     /// The kernel reported it through a pidfd the watcher chose for the
-    /// promised semantics: a thread-group leader watched as a thread, on a
-    /// kernel whose `PIDFD_THREAD` pidfds report the leader's exit while
-    /// other threads of its group run (or that has no `PIDFD_THREAD`), is
-    /// watched through a process pidfd on the same struct pid, which
-    /// reports only once the whole group has exited.
+    /// promised semantics. Some kernels report a leader's exit on its
+    /// `PIDFD_THREAD` pidfd while other threads of its group run, and some
+    /// have no `PIDFD_THREAD`. There a leader watched as a thread is watched
+    /// through a process pidfd on the same struct pid, which reports only
+    /// once the whole group has exited.
     Verified,
 
     /// The watcher saw it by reading `/proc` at an interval, because the
@@ -584,29 +588,25 @@ impl Watcher {
 
     /// Waits for epoll readiness and turns it into queued events.
     fn wait_ready(&mut self, timeout: Option<Duration>) -> Result<()> {
-        // A local buffer, because rustix's `epoll::Event` contains a raw
-        // pointer, which would make the watcher neither `Send` nor `Sync`.
-        let mut ready: Vec<epoll::Event> = Vec::with_capacity(256);
+        // A buffer on the stack: it costs no allocation per wait, and the
+        // watcher stays `Send` and `Sync`, which a stored buffer of rustix's
+        // `epoll::Event` (it contains a raw pointer) would prevent.
+        let mut buffer = [const { MaybeUninit::<epoll::Event>::uninit() }; EPOLL_BATCH];
         let mut timespec = timeout.map(sys::pidfd::to_timespec);
         loop {
-            ready.clear();
-            match epoll::wait(
-                &self.epoll,
-                rustix::buffer::spare_capacity(&mut ready),
-                timespec.as_ref(),
-            ) {
-                Ok(_) => {}
+            let (ready, _) = match epoll::wait(&self.epoll, &mut buffer, timespec.as_ref()) {
+                Ok(filled) => filled,
                 Err(rustix::io::Errno::INTR) => return Ok(()),
                 Err(err) => return Err(Error::io("epoll_wait failed", err.into())),
-            }
-
-            for id in ready.iter().map(|e| TargetId(e.data.u64())) {
-                self.check(id)?;
+            };
+            let count = ready.len();
+            for event in ready.iter() {
+                self.check(TargetId(event.data.u64()))?;
             }
 
             // A full buffer may have left ready targets behind. Edge-triggered
             // registrations would not report them again, so drain them now.
-            if ready.len() < ready.capacity() {
+            if count < EPOLL_BATCH {
                 return Ok(());
             }
             timespec = Some(sys::pidfd::to_timespec(Duration::ZERO));
@@ -739,13 +739,12 @@ impl Watcher {
         let started = Instant::now();
         let ids: Vec<TargetId> = self.polled.iter().copied().collect();
         for id in ids {
-            match self.targets.get(&id).map(|entry| entry.opened.plan) {
-                Some(Plan::PollThread | Plan::PollProcess) => self.check_polled(id)?,
-                // A pidfd target that has exited and waits for its reap.
-                Some(_) => self.check_polled(id)?,
-                None => {
-                    self.polled.remove(&id);
-                }
+            // Polled targets, and pidfd targets that have exited and wait
+            // for a reap that their pidfd cannot show.
+            if self.targets.contains_key(&id) {
+                self.check_polled(id)?;
+            } else {
+                self.polled.remove(&id);
             }
         }
         let cost = started.elapsed();

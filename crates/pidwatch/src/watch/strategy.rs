@@ -7,9 +7,9 @@
 //! takes over its PID.
 //!
 //! Those leader semantics are exactly what a *process* pidfd has reported
-//! since Linux 5.3: `pidfd_poll` on a process pidfd waits for an empty
-//! thread group, and an exec by a subthread moves the leader's `struct pid`
-//! to the exec'ing thread, so the pidfd keeps naming the live process. The
+//! since Linux 5.3. `pidfd_poll` on a process pidfd waits for an empty
+//! thread group. An exec by a subthread moves the leader's `struct pid` to
+//! the exec'ing thread, so the pidfd keeps naming the live process. The
 //! struct pid of a thread-group ID stays one for life, so a leader's thread
 //! target can be watched through a process pidfd on the same struct pid.
 //! That is what the watcher does on kernels whose `PIDFD_THREAD` pidfds

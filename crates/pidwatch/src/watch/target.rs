@@ -397,7 +397,7 @@ fn poll_process(
     context: &mut Context,
 ) -> Result<OpenTarget> {
     let pid = requested.pid;
-    refuse_inode(
+    reject_inode(
         requested,
         if kind == TargetKind::Thread {
             "TID"
@@ -458,7 +458,7 @@ fn poll_thread(
         return poll_process(requested, TargetKind::Thread, context);
     }
     let tid = requested.pid;
-    refuse_inode(requested, "TID")?;
+    reject_inode(requested, "TID")?;
 
     let read = |spare: &mut Spare| {
         spare
@@ -514,7 +514,7 @@ fn poll_thread(
 }
 
 /// Rejects a `PID:INODE` target, whose inode cannot be checked without a pidfd.
-fn refuse_inode(requested: PidInode, what: &'static str) -> Result<()> {
+fn reject_inode(requested: PidInode, what: &'static str) -> Result<()> {
     if requested.inode.is_none() {
         return Ok(());
     }
@@ -553,7 +553,7 @@ fn with_reap_watch(mut opened: OpenTarget, context: &Context) -> OpenTarget {
     // and a reaped task look alike on the pidfd, so a zombie that /proc
     // shows under this PID is taken to be ours.
     // NOTE: a PID reused by a task that is itself a zombie by the time of
-    // this read would be mistaken for the target; this needs a reap and a
+    // this read would be mistaken for the target. That needs a reap and a
     // full PID wrap inside one registration.
     let stat = Polled::read(pid, Scope::Group).ok().flatten();
     let quiet = sys::readiness(fd).is_ok_and(|r| !r.exited());
@@ -584,8 +584,8 @@ fn open_pinned(
 
     let mut raised = false;
     loop {
-        // Without an inode to check, the pidfd alone is the answer: the
-        // identity reads the inode once, later.
+        // Without an inode to check, open_checked's inode read is skipped,
+        // and the identity reads the inode once, later.
         let opened = match requested.inode {
             None => sys::pidfd_open(requested.pid, flags)
                 .map(|pidfd| Opened::Pidfd { pidfd, inode: None }),
